@@ -1,0 +1,80 @@
+"""Routes for deployments and creating runs of them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from push_pools.api.deps import NotifierDep, SessionDep
+from push_pools.models import (
+    DeploymentCreate,
+    DeploymentOut,
+    DeploymentUpdate,
+    FlowRunOut,
+    RunCreate,
+)
+from push_pools.store import deployments as deployment_store
+from push_pools.store import runs as run_store
+
+router = APIRouter(tags=["deployments"])
+
+
+def run_wake_key(run_pool_id: str | None, deployment_id: str | None) -> str | None:
+    """The notifier key of whoever claims this run: its pool's workers, or a serve process."""
+    return run_pool_id or (f"deployment:{deployment_id}" if deployment_id else None)
+
+
+@router.post("/deployments", response_model=DeploymentOut)
+def upsert_deployment(
+    body: DeploymentCreate, session: SessionDep, notifier: NotifierDep, response: Response
+) -> DeploymentOut:
+    """Create the deployment, or replace the one with the same flow name and name."""
+    deployment, created = deployment_store.upsert_deployment(session, body)
+    response.status_code = 201 if created else 200
+    notifier.notify("scheduler")
+    return deployment_store.deployment_out(session, deployment)
+
+
+@router.get("/deployments", response_model=list[DeploymentOut])
+def list_deployments(session: SessionDep) -> list[DeploymentOut]:
+    return [
+        deployment_store.deployment_out(session, d)
+        for d in deployment_store.list_deployments(session)
+    ]
+
+
+@router.get("/deployments/name/{flow_name}/{name}", response_model=DeploymentOut)
+def get_deployment_by_name(flow_name: str, name: str, session: SessionDep) -> DeploymentOut:
+    deployment = deployment_store.get_deployment_by_name(session, flow_name, name)
+    return deployment_store.deployment_out(session, deployment)
+
+
+@router.get("/deployments/{deployment_id}", response_model=DeploymentOut)
+def get_deployment(deployment_id: str, session: SessionDep) -> DeploymentOut:
+    deployment = deployment_store.get_deployment(session, deployment_id)
+    return deployment_store.deployment_out(session, deployment)
+
+
+@router.patch("/deployments/{deployment_id}", response_model=DeploymentOut)
+def update_deployment(
+    deployment_id: str, body: DeploymentUpdate, session: SessionDep, notifier: NotifierDep
+) -> DeploymentOut:
+    deployment = deployment_store.update_deployment(session, deployment_id, body)
+    notifier.notify("scheduler")
+    return deployment_store.deployment_out(session, deployment)
+
+
+@router.delete("/deployments/{deployment_id}", status_code=204)
+def delete_deployment(deployment_id: str, session: SessionDep) -> None:
+    deployment_store.delete_deployment(session, deployment_id)
+
+
+@router.post("/deployments/{deployment_id}/runs", status_code=201, response_model=FlowRunOut)
+def create_run(
+    deployment_id: str, body: RunCreate, session: SessionDep, notifier: NotifierDep
+) -> FlowRunOut:
+    deployment = deployment_store.get_deployment(session, deployment_id)
+    run = deployment_store.create_run(session, deployment, body)
+    out = run_store.run_out(session, run)
+    session.commit()  # commit before waking workers, so their claim sees the run
+    notifier.notify(run_wake_key(run.work_pool_id, run.deployment_id))
+    return out

@@ -1,0 +1,30 @@
+"""What route handlers share: the store session, the notifier, the secret box."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from push_pools.api.notify import WorkNotifier
+from push_pools.store.db import Store
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.store.session() as session:
+        yield session
+
+
+def get_notifier(request: Request) -> WorkNotifier:
+    return request.app.state.notifier
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+StoreDep = Annotated[Store, Depends(get_store)]
+NotifierDep = Annotated[WorkNotifier, Depends(get_notifier)]

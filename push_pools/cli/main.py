@@ -1,0 +1,73 @@
+"""`push-pools`: the command-line interface.
+
+Only typer is imported at start; every command imports what it needs when it runs, so
+`push-pools --help` stays fast and never loads a cloud SDK.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from push_pools.cli import block, deployment, flow_run, server, work_pool, work_queue, worker
+from push_pools.cli.demo import demo
+from push_pools.cli.deploy import deploy
+
+app = typer.Typer(
+    name="push-pools",
+    help="Run flows on your own infrastructure: work pools, deployments, flow runs, workers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(server.app, name="server")
+app.add_typer(work_pool.app, name="work-pool")
+app.add_typer(work_queue.app, name="work-queue")
+app.add_typer(worker.app, name="worker")
+app.add_typer(deployment.app, name="deployment")
+app.add_typer(flow_run.app, name="flow-run")
+app.add_typer(block.app, name="block")
+
+
+app.command("deploy")(deploy)
+app.command("demo")(demo)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Console-script entry: user errors become one red line and exit code 1, no traceback."""
+    from push_pools.errors import PushPoolsError
+
+    try:
+        app(args=argv, prog_name="push-pools", standalone_mode=False)
+    except PushPoolsError as exc:
+        _print_error(exc.message)
+        sys.exit(1)
+    except typer.Abort:
+        _print_error("aborted")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise
+
+
+def _print_error(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[red]Error:[/red] {message}", markup=True
+    )
+
+
+if __name__ == "__main__":
+    run()

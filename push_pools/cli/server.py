@@ -1,0 +1,40 @@
+"""`push-pools server`: run the API server (with its scheduler) in the foreground."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Run the API server.", no_args_is_help=True)
+
+
+@app.command("start")
+def start(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 4200,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Start the API server and its scheduler; the store is PUSH_POOLS_DATABASE_URL or SQLite."""
+    import uvicorn
+
+    from push_pools import settings
+    from push_pools.api.app import create_app
+    from push_pools.cli.output import console
+
+    application = create_app()
+    url = f"http://{host}:{port}/api"
+    console().print(
+        f"push-pools server listening on [bold]{url}[/bold]\n"
+        f"store: {_describe_store(settings.database_url())}\n"
+        f"clients find it with: export PUSH_POOLS_API_URL={url}\n"
+        f"API docs: http://{host}:{port}/api/docs"
+    )
+    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _describe_store(url: str) -> str:
+    if url.startswith("sqlite"):
+        return url.split("///", 1)[-1]
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"  # never print the password

@@ -1,0 +1,230 @@
+"""`push-pools work-pool`: create and manage work pools."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(help="Create and manage work pools.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable fields) for scripts.")]
+TemplateOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--base-job-template",
+        help="JSON file with the pool's base job template "
+        "(get-default-base-job-template prints a starting point).",
+    ),
+]
+
+
+def read_template(path: Path) -> dict[str, Any]:
+    from push_pools.errors import InvalidInput
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read base job template '{path}': {exc.strerror}") from exc
+    try:
+        template = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"base job template '{path}' is not valid JSON: {exc.msg} at line {exc.lineno}, "
+            f"column {exc.colno}"
+        ) from exc
+    if not isinstance(template, dict):
+        raise InvalidInput(f"base job template '{path}' must be a JSON object")
+    return template
+
+
+def _client() -> Any:
+    from push_pools.client import Client
+
+    return Client()
+
+
+def _show_pool(pool: dict[str, Any], as_json: bool, verb: str | None = None) -> None:
+    from push_pools.cli.output import console, print_fields, print_json
+
+    if as_json:
+        print_json(pool)
+        return
+    if verb:
+        console().print(f"Work pool [bold]{pool['name']}[/bold] {verb}.")
+        return
+    print_fields(
+        f"Work pool {pool['name']}",
+        {
+            "id": pool["id"],
+            "type": pool["type"],
+            "status": pool["status"],
+            "paused": pool["paused"],
+            "concurrency_limit": pool["concurrency_limit"],
+            "description": pool["description"],
+            "last_polled": pool["last_polled"],
+            "queues": ", ".join(
+                f"{q['name']} (priority {q['priority']}, {q['status']})" for q in pool["queues"]
+            ),
+            "base_job_template": pool["base_job_template"],
+        },
+    )
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Unique name of the pool.")],
+    type: Annotated[str, typer.Option("--type", "-t", help="Pool type, e.g. 'process'.")],
+    base_job_template: TemplateOption = None,
+    paused: Annotated[bool, typer.Option(help="Create the pool paused.")] = False,
+    concurrency_limit: Annotated[
+        int | None, typer.Option(help="Most runs of this pool active at once.", min=0)
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a work pool with its 'default' queue."""
+    from push_pools import pool_types
+
+    pool_types.get(type)  # an unknown type is refused before anything else is read or sent
+    body: dict[str, Any] = {
+        "name": name,
+        "type": type,
+        "paused": paused,
+        "concurrency_limit": concurrency_limit,
+        "description": description,
+    }
+    if base_job_template is not None:
+        body["base_job_template"] = read_template(base_job_template)
+    with _client() as client:
+        pool = client.create_work_pool(body)
+    _show_pool(pool, as_json, verb="created")
+    if not as_json and not pool_types.get(type).is_push:
+        from push_pools.cli.output import console
+
+        console().print(f"Start a worker for it: push-pools worker start --pool {name}")
+
+
+@app.command("ls")
+def ls(as_json: JsonOption = False) -> None:
+    """List work pools with their type, status (READY, NOT_READY, PAUSED) and limits."""
+    from push_pools.cli.output import ago, print_json, print_table
+
+    with _client() as client:
+        pools = client.list_work_pools()
+    if as_json:
+        print_json(pools)
+        return
+    print_table(
+        "Work pools",
+        ["name", "type", "status", "concurrency limit", "queues", "last polled"],
+        [
+            [
+                p["name"],
+                p["type"],
+                p["status"],
+                p["concurrency_limit"] or "none",
+                ", ".join(q["name"] for q in p["queues"]),
+                ago(p["last_polled"]),
+            ]
+            for p in pools
+        ],
+    )
+
+
+@app.command("inspect")
+def inspect(
+    name: Annotated[str, typer.Argument(help="Pool name.")], as_json: JsonOption = False
+) -> None:
+    """Show a work pool: status, queues, base job template."""
+    with _client() as client:
+        _show_pool(client.get_work_pool(name), as_json)
+
+
+@app.command("update")
+def update(
+    name: Annotated[str, typer.Argument(help="Pool name.")],
+    base_job_template: TemplateOption = None,
+    description: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    concurrency_limit: Annotated[int | None, typer.Option(min=0)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a pool's base job template, description or concurrency limit."""
+    body: dict[str, Any] = {"description": description, "concurrency_limit": concurrency_limit}
+    if base_job_template is not None:
+        body["base_job_template"] = read_template(base_job_template)
+    with _client() as client:
+        _show_pool(client.update_work_pool(name, body), as_json, verb="updated")
+
+
+def _patch(name: str, body: dict[str, Any], verb: str, as_json: bool) -> None:
+    with _client() as client:
+        _show_pool(client.update_work_pool(name, body), as_json, verb=verb)
+
+
+@app.command("pause")
+def pause(name: Annotated[str, typer.Argument()], as_json: JsonOption = False) -> None:
+    """Pause a pool: no run of it starts until it is resumed."""
+    _patch(name, {"paused": True}, "paused", as_json)
+
+
+@app.command("resume")
+def resume(name: Annotated[str, typer.Argument()], as_json: JsonOption = False) -> None:
+    """Resume a paused pool."""
+    _patch(name, {"paused": False}, "resumed", as_json)
+
+
+@app.command("set-concurrency-limit")
+def set_concurrency_limit(
+    name: Annotated[str, typer.Argument()],
+    limit: Annotated[int, typer.Argument(min=0, help="Most runs active at once.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Limit how many runs of the pool are active at once."""
+    _patch(name, {"concurrency_limit": limit}, f"limited to {limit} concurrent runs", as_json)
+
+
+@app.command("clear-concurrency-limit")
+def clear_concurrency_limit(
+    name: Annotated[str, typer.Argument()], as_json: JsonOption = False
+) -> None:
+    """Remove the pool's concurrency limit."""
+    _patch(name, {"clear_concurrency_limit": True}, "has no concurrency limit now", as_json)
+
+
+@app.command("delete")
+def delete(
+    name: Annotated[str, typer.Argument()],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a pool, its queues and its runs that have not started."""
+    import sys
+
+    from push_pools.cli.output import console
+
+    if not yes and sys.stdin.isatty():
+        typer.confirm(f"Delete work pool '{name}'?", abort=True)
+    with _client() as client:
+        client.delete_work_pool(name)
+    console().print(f"Work pool [bold]{name}[/bold] deleted.")
+
+
+@app.command("get-default-base-job-template")
+def get_default_base_job_template(
+    type: Annotated[str, typer.Option("--type", "-t", help="Pool type.")],
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Write it to this file.")
+    ] = None,
+) -> None:
+    """Print a pool type's default base job template (JSON), to edit and pass to create."""
+    from push_pools import pool_types
+
+    template = pool_types.get(type).default_template()
+    text = json.dumps(template, indent=2) + "\n"
+    if file is None:
+        typer.echo(text, nl=False)
+    else:
+        file.write_text(text)
+        typer.echo(f"Wrote the default '{type}' base job template to {file}")

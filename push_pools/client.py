@@ -1,0 +1,233 @@
+"""The typed HTTP client that the CLI, the SDK, workers and the engine share.
+
+Returns plain JSON dicts (the API's documented fields) and turns every HTTP failure into one of
+push_pools.errors' exceptions, so callers never see an httpx error.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from push_pools import settings
+from push_pools.errors import (
+    AlreadyExists,
+    AuthenticationError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PushPoolsError,
+    ServerUnreachable,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+_ERRORS_BY_STATUS: dict[int, type[PushPoolsError]] = {
+    400: InvalidInput,
+    404: NotFound,
+    409: Conflict,
+    422: InvalidInput,
+}
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+class Client:
+    def __init__(
+        self, api_url: str | None = None, api_key: str | None = None, timeout: float = 30.0
+    ) -> None:
+        import httpx  # imported here so that `push-pools --help` does not pay for it
+
+        self.api_url = (api_url or settings.api_url()).rstrip("/")
+        key = api_key if api_key is not None else settings.api_key()
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(base_url=self.api_url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(
+                f"cannot reach the push-pools API at {self.api_url} ({type(exc).__name__}). "
+                "Start it with `push-pools server start`, or set PUSH_POOLS_API_URL to "
+                "the server's address."
+            ) from exc
+        if response.status_code >= 400:
+            raise _error_from_response(response, self.api_url)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    # --- server ------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return self.request("GET", "/health")
+
+    # --- work pools ----------------------------------------------------------------------------
+
+    def create_work_pool(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/work_pools", json=body)
+
+    def list_work_pools(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/work_pools")
+
+    def get_work_pool(self, name: str) -> dict[str, Any]:
+        return self.request("GET", f"/work_pools/{_seg(name)}")
+
+    def update_work_pool(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", f"/work_pools/{_seg(name)}", json=body)
+
+    def delete_work_pool(self, name: str) -> None:
+        self.request("DELETE", f"/work_pools/{_seg(name)}")
+
+    def list_pool_types(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/work_pool_types")
+
+    def default_base_job_template(self, pool_type: str) -> dict[str, Any]:
+        return self.request("GET", f"/work_pool_types/{_seg(pool_type)}/base_job_template")
+
+    # --- work queues ---------------------------------------------------------------------------
+
+    def create_work_queue(self, pool: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", f"/work_pools/{_seg(pool)}/queues", json=body)
+
+    def list_work_queues(self, pool: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/work_pools/{_seg(pool)}/queues")
+
+    def get_work_queue(self, pool: str, name: str) -> dict[str, Any]:
+        return self.request("GET", f"/work_pools/{_seg(pool)}/queues/{_seg(name)}")
+
+    def update_work_queue(self, pool: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", f"/work_pools/{_seg(pool)}/queues/{_seg(name)}", json=body)
+
+    def delete_work_queue(self, pool: str, name: str) -> None:
+        self.request("DELETE", f"/work_pools/{_seg(pool)}/queues/{_seg(name)}")
+
+    # --- workers -------------------------------------------------------------------------------
+
+    def poll(self, pool: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+        return self.request("POST", f"/work_pools/{_seg(pool)}/poll", json=body, timeout=timeout)
+
+    def poll_deployments(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Claim runs of deployments that have no pool (those a `flow.serve()` process runs)."""
+        return self.request("POST", "/flow_runs/poll", json=body, timeout=timeout)
+
+    # --- deployments ---------------------------------------------------------------------------
+
+    def upsert_deployment(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/deployments", json=body)
+
+    def list_deployments(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/deployments")
+
+    def get_deployment(self, deployment_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/deployments/{_seg(deployment_id)}")
+
+    def get_deployment_by_name(self, full_name: str) -> dict[str, Any]:
+        flow_name, sep, name = full_name.partition("/")
+        if not sep or not flow_name or not name:
+            raise InvalidInput(
+                f"'{full_name}' is not a deployment name: use 'flow-name/deployment-name' "
+                "(`push-pools deployment ls` lists them)"
+            )
+        return self.request("GET", f"/deployments/name/{_seg(flow_name)}/{_seg(name)}")
+
+    def update_deployment(self, deployment_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", f"/deployments/{_seg(deployment_id)}", json=body)
+
+    def delete_deployment(self, deployment_id: str) -> None:
+        self.request("DELETE", f"/deployments/{_seg(deployment_id)}")
+
+    def create_run(self, deployment_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", f"/deployments/{_seg(deployment_id)}/runs", json=body)
+
+    # --- flow runs -----------------------------------------------------------------------------
+
+    def list_runs(self, **filters: Any) -> list[dict[str, Any]]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        return self.request("GET", "/flow_runs", params=params)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/flow_runs/{_seg(run_id)}")
+
+    def run_states(self, run_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/flow_runs/{_seg(run_id)}/states")
+
+    def execution_context(self, run_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/flow_runs/{_seg(run_id)}/execution")
+
+    def set_state(self, run_id: str, proposal: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", f"/flow_runs/{_seg(run_id)}/state", json=proposal)
+
+    def cancel_run(self, run_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/flow_runs/{_seg(run_id)}/cancel")
+
+    def delete_run(self, run_id: str) -> None:
+        self.request("DELETE", f"/flow_runs/{_seg(run_id)}")
+
+    def add_logs(self, run_id: str, logs: list[dict[str, Any]]) -> None:
+        self.request("POST", f"/flow_runs/{_seg(run_id)}/logs", json=logs)
+
+    def get_logs(self, run_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        return self.request(
+            "GET", f"/flow_runs/{_seg(run_id)}/logs", params={"after": after, "limit": limit}
+        )
+
+    # --- blocks --------------------------------------------------------------------------------
+
+    def create_block(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/blocks", json=body)
+
+    def list_blocks(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/blocks")
+
+    def get_block(self, name: str) -> dict[str, Any]:
+        return self.request("GET", f"/blocks/{_seg(name)}")
+
+    def delete_block(self, name: str) -> None:
+        self.request("DELETE", f"/blocks/{_seg(name)}")
+
+    def list_block_types(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/block_types")
+
+
+def _error_from_response(response: httpx.Response, api_url: str) -> PushPoolsError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    detail = body.get("detail") if isinstance(body, dict) else None
+    code = body.get("code") if isinstance(body, dict) else None
+    if isinstance(detail, list):  # FastAPI's request-validation errors
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', [])[1:]) or 'body'}: {err.get('msg')}"
+            for err in detail
+        )
+    message = str(detail or response.text or response.reason_phrase)
+    if response.status_code == 401:
+        return AuthenticationError(
+            f"the push-pools API at {api_url} refused the request: {message}. "
+            "Set PUSH_POOLS_API_KEY to the server's API key."
+        )
+    if code == "already_exists":
+        return AlreadyExists(message)
+    error_class = _ERRORS_BY_STATUS.get(response.status_code, PushPoolsError)
+    if error_class is PushPoolsError:
+        message = f"the push-pools API at {api_url} answered {response.status_code}: {message}"
+    return error_class(message)

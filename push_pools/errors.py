@@ -1,0 +1,44 @@
+"""The few exceptions push-pools raises; each message says what to do next.
+
+The CLI prints them without a traceback and exits non-zero; the API maps them to HTTP codes.
+"""
+
+from __future__ import annotations
+
+
+class PushPoolsError(Exception):
+    """Base class: a problem the user can act on."""
+
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(PushPoolsError):
+    status_code = 404
+
+
+class AlreadyExists(PushPoolsError):
+    status_code = 409
+
+
+class InvalidInput(PushPoolsError):
+    """Bad input: job variables, cron strings, templates, parameters, names."""
+
+    status_code = 422
+
+
+class Conflict(PushPoolsError):
+    """The request is valid but the object is in a state that forbids it."""
+
+    status_code = 409
+
+
+class ServerUnreachable(PushPoolsError):
+    status_code = 503
+
+
+class AuthenticationError(PushPoolsError):
+    status_code = 401

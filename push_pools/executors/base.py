@@ -1,0 +1,58 @@
+"""The Executor interface: what every infrastructure (process, managed, ECS, Cloud Run, ACI) does.
+
+Each verb is documented once here; implementations point back to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class InfrastructureState(StrEnum):
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    EXITED = "EXITED"
+    MISSING = "MISSING"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What an executor needs to start one flow run."""
+
+    flow_run_id: str
+    flow_run_name: str
+    # The pool's base job template rendered with the run's job variables.
+    job_configuration: dict[str, Any]
+    # Variables the engine needs (run id, API url, API key); merged over the job's own env.
+    engine_env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class InfrastructureStatus:
+    state: InfrastructureState
+    exit_code: int | None = None
+    reason: str | None = None
+    last_lines: list[str] = field(default_factory=list)
+
+
+class Executor(Protocol):
+    def submit(self, submission: Submission) -> str:
+        """Start the run's infrastructure and return its id (pid, task ARN, ...).
+
+        The infrastructure name derives from the run id, so a retried submit adopts what an
+        earlier attempt started instead of starting a second copy.
+        """
+
+    def status(self, infrastructure_ids: list[str]) -> dict[str, InfrastructureStatus]:
+        """The state of each infrastructure id; batched, as clouds describe many at once."""
+
+    def logs(self, infrastructure_id: str, limit: int = 50) -> list[str]:
+        """The last output lines of the infrastructure, for crash messages."""
+
+    def cancel(self, infrastructure_id: str, grace_seconds: float = 10.0) -> None:
+        """Stop the infrastructure: politely first, forcibly after `grace_seconds`."""
+
+    def cleanup(self, infrastructure_id: str) -> None:
+        """Release what the finished infrastructure left behind (temp dirs, task definitions)."""

@@ -1,0 +1,295 @@
+"""The API's request and response bodies. Field names here are the stable `--json` fields."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from push_pools.states import StateType
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+FLOW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,199}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- work pools and queues ---------------------------------------------------------------------
+
+
+class WorkPoolCreate(Strict):
+    name: str = Field(pattern=NAME_PATTERN, description="Unique pool name.")
+    type: str = Field(min_length=1, max_length=100)
+    base_job_template: dict[str, Any] | None = None
+    description: str | None = Field(default=None, max_length=5000)
+    paused: bool = False
+    concurrency_limit: int | None = Field(default=None, ge=0, le=1_000_000)
+
+
+class WorkPoolUpdate(Strict):
+    base_job_template: dict[str, Any] | None = None
+    description: str | None = Field(default=None, max_length=5000)
+    paused: bool | None = None
+    concurrency_limit: int | None = Field(default=None, ge=0, le=1_000_000)
+    clear_concurrency_limit: bool = False
+
+
+class WorkQueueOut(BaseModel):
+    id: str
+    name: str
+    work_pool_name: str
+    description: str | None
+    priority: int
+    concurrency_limit: int | None
+    paused: bool
+    status: str
+    last_polled: datetime | None
+
+
+class WorkPoolOut(BaseModel):
+    id: str
+    name: str
+    type: str
+    status: str
+    description: str | None
+    paused: bool
+    concurrency_limit: int | None
+    base_job_template: dict[str, Any]
+    last_polled: datetime | None
+    created: datetime
+    updated: datetime
+    queues: list[WorkQueueOut]
+
+
+class WorkQueueCreate(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str | None = Field(default=None, max_length=5000)
+    priority: int = Field(default=1, ge=1, le=1_000_000)
+    concurrency_limit: int | None = Field(default=None, ge=0, le=1_000_000)
+    paused: bool = False
+
+
+class WorkQueueUpdate(Strict):
+    description: str | None = Field(default=None, max_length=5000)
+    priority: int | None = Field(default=None, ge=1, le=1_000_000)
+    concurrency_limit: int | None = Field(default=None, ge=0, le=1_000_000)
+    clear_concurrency_limit: bool = False
+    paused: bool | None = None
+
+
+class PoolTypeOut(BaseModel):
+    name: str
+    description: str
+    is_push: bool
+
+
+# --- deployments -------------------------------------------------------------------------------
+
+
+class ScheduleIn(Strict):
+    cron: str | None = Field(default=None, max_length=200)
+    interval: float | str | None = None
+    timezone: str | None = Field(default=None, max_length=100)
+    anchor_date: datetime | None = None
+    active: bool = True
+
+
+class ScheduleOut(BaseModel):
+    id: str
+    cron: str | None
+    interval_seconds: float | None
+    timezone: str
+    anchor_date: datetime | None
+    active: bool
+    description: str
+
+
+class DeploymentCreate(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    flow_name: str = Field(pattern=FLOW_NAME_PATTERN)
+    entrypoint: str = Field(min_length=3, max_length=1000)
+    description: str | None = Field(default=None, max_length=5000)
+    work_pool_name: str | None = Field(default=None, max_length=200)
+    work_queue_name: str | None = Field(default=None, max_length=200)
+    path: str | None = Field(default=None, max_length=4000)
+    pull_steps: list[dict[str, Any]] = Field(default_factory=list)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameter_schema: dict[str, Any] = Field(default_factory=dict)
+    job_variables: dict[str, Any] = Field(default_factory=dict)
+    schedules: list[ScheduleIn] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    paused: bool = False
+
+
+class DeploymentUpdate(Strict):
+    description: str | None = Field(default=None, max_length=5000)
+    paused: bool | None = None
+    parameters: dict[str, Any] | None = None
+    job_variables: dict[str, Any] | None = None
+    schedules: list[ScheduleIn] | None = None
+    tags: list[str] | None = None
+
+
+class DeploymentOut(BaseModel):
+    id: str
+    name: str
+    flow_name: str
+    full_name: str
+    description: str | None
+    work_pool_name: str | None
+    work_queue_name: str | None
+    entrypoint: str
+    path: str | None
+    pull_steps: list[dict[str, Any]]
+    parameters: dict[str, Any]
+    parameter_schema: dict[str, Any]
+    job_variables: dict[str, Any]
+    schedules: list[ScheduleOut]
+    tags: list[str]
+    paused: bool
+    status: str
+    created: datetime
+    updated: datetime
+
+
+class RunCreate(Strict):
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    job_variables: dict[str, Any] = Field(default_factory=dict)
+    scheduled_time: datetime | None = None
+    tags: list[str] = Field(default_factory=list)
+    name: str | None = Field(default=None, max_length=200)
+
+
+# --- flow runs ---------------------------------------------------------------------------------
+
+
+class StateOut(BaseModel):
+    type: StateType
+    name: str
+    message: str | None
+    timestamp: datetime
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class FlowRunOut(BaseModel):
+    id: str
+    name: str
+    flow_name: str
+    deployment_id: str | None
+    deployment_name: str | None
+    work_pool_name: str | None
+    work_queue_name: str | None
+    state: StateType
+    state_name: str
+    state_message: str | None
+    state_timestamp: datetime
+    scheduled_time: datetime
+    start_time: datetime | None
+    end_time: datetime | None
+    parameters: dict[str, Any]
+    job_variables: dict[str, Any]
+    tags: list[str]
+    worker_name: str | None
+    infrastructure_id: str | None
+    run_count: int
+    result: Any = None
+    created: datetime
+
+
+class StateProposal(Strict):
+    type: StateType
+    message: str | None = Field(default=None, max_length=20000)
+    result: Any = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    # The worker or engine proposing the move, shown in the state history.
+    worker_name: str | None = Field(default=None, max_length=200)
+    infrastructure_id: str | None = Field(default=None, max_length=2000)
+
+
+class StateDecision(BaseModel):
+    accepted: bool
+    reason: str | None
+    flow_run: FlowRunOut
+
+
+class LogIn(Strict):
+    level: str = Field(default="INFO", max_length=10)
+    message: str = Field(max_length=100_000)
+    timestamp: datetime | None = None
+
+
+class LogOut(BaseModel):
+    id: int
+    flow_run_id: str
+    level: str
+    message: str
+    timestamp: datetime
+
+
+class ExecutionContext(BaseModel):
+    """What the engine needs to run a flow run: the run and its deployment's code location."""
+
+    flow_run: FlowRunOut
+    entrypoint: str | None
+    path: str | None
+    pull_steps: list[dict[str, Any]]
+
+
+# --- workers -----------------------------------------------------------------------------------
+
+
+class PollRequest(Strict):
+    worker_name: str = Field(min_length=1, max_length=200)
+    queues: list[str] = Field(default_factory=list)
+    limit: int = Field(default=1, ge=0, le=1000)
+    # Hold the request open up to this long when nothing is due, answering as soon as work comes.
+    wait_seconds: float = Field(default=0.0, ge=0, le=60)
+    # Claim runs scheduled up to this far in the future, so their process can be started early.
+    prefetch_seconds: float = Field(default=0.0, ge=0, le=600)
+    running: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class ClaimedRun(BaseModel):
+    flow_run: FlowRunOut
+    job_configuration: dict[str, Any]
+
+
+class PollResponse(BaseModel):
+    runs: list[ClaimedRun]
+    cancel: list[str]
+
+
+# --- blocks ------------------------------------------------------------------------------------
+
+
+class BlockCreate(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    block_type: str = Field(min_length=1, max_length=100)
+    data: dict[str, Any] = Field(default_factory=dict)
+    overwrite: bool = False
+
+
+class BlockOut(BaseModel):
+    id: str
+    name: str
+    block_type: str
+    data: dict[str, Any]
+    created: datetime
+    updated: datetime
+
+
+class BlockTypeField(BaseModel):
+    name: str
+    description: str
+    secret: bool
+    required: bool
+    kind: str
+
+
+class BlockTypeOut(BaseModel):
+    slug: str
+    description: str
+    fields: list[BlockTypeField]

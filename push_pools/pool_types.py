@@ -1,0 +1,143 @@
+"""The one registry of work-pool types: name, default base job template, executor.
+
+Imported by the CLI on every start, so it uses the standard library only; executors are named
+by dotted path and imported lazily by whoever runs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from push_pools.errors import AlreadyExists, InvalidInput
+
+__all__ = ["PoolType", "get", "names", "register"]
+
+
+@dataclass(frozen=True)
+class PoolType:
+    name: str
+    description: str
+    # A factory rather than a dict so no caller can mutate the shared default.
+    default_template: Callable[[], dict[str, Any]]
+    # "module.path:ClassName"; a string so that importing the registry stays cheap.
+    executor: str
+    # False for types whose runs are picked up by a polling worker.
+    is_push: bool
+
+
+_REGISTRY: dict[str, PoolType] = {}
+
+
+def register(pool_type: PoolType) -> None:
+    """Add a work-pool type. Registering the very same type again is a no-op (module reloads)."""
+    existing = _REGISTRY.get(pool_type.name)
+    if existing is not None and existing != pool_type:
+        raise AlreadyExists(
+            f"work pool type '{pool_type.name}' is already registered (executor "
+            f"{existing.executor}); pick a different name for the new type"
+        )
+    _REGISTRY[pool_type.name] = pool_type
+
+
+def get(name: str) -> PoolType:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise InvalidInput(
+            f"unknown work pool type {name!r}; choose one of: {', '.join(names())}"
+        ) from None
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def _process_template() -> dict[str, Any]:
+    return {
+        "job_configuration": {
+            "command": "{{ command }}",
+            "env": "{{ env }}",
+            "labels": "{{ labels }}",
+            "name": "{{ name }}",
+            "stream_output": "{{ stream_output }}",
+            "working_dir": "{{ working_dir }}",
+        },
+        "variables": {
+            "description": "Settings for running each flow run as a local process of the worker.",
+            "type": "object",
+            "properties": {
+                "command": {
+                    "title": "Command",
+                    "description": (
+                        "Command that starts the flow run. Leave it empty to have the worker run "
+                        "`python -m push_pools.engine` with the worker's own Python interpreter; "
+                        "set it only if the flow needs another interpreter or a wrapper, e.g. "
+                        "`/opt/venv/bin/python -m push_pools.engine`."
+                    ),
+                    "type": "string",
+                },
+                "env": {
+                    "title": "Environment Variables",
+                    "description": (
+                        "Environment variables to set for the flow run process, as NAME: value "
+                        "strings. Values from the work pool, the deployment and the run are "
+                        "merged name by name, so a run can add or change one variable without "
+                        "repeating the others."
+                    ),
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "default": {},
+                },
+                "labels": {
+                    "title": "Labels",
+                    "description": (
+                        "Key: value string labels attached to the infrastructure that runs the "
+                        "flow, for finding and filtering runs. Labels set on a deployment or run "
+                        "replace the work pool's labels as a whole."
+                    ),
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "default": {},
+                },
+                "name": {
+                    "title": "Name",
+                    "description": (
+                        "Name given to the infrastructure (here, the process) created for a "
+                        "flow run. Leave it empty to let the worker choose one."
+                    ),
+                    "type": "string",
+                },
+                "stream_output": {
+                    "title": "Stream Output",
+                    "description": (
+                        "Copy the flow run process's stdout and stderr to the worker's output "
+                        "while it runs. Turn off to keep the worker's console quiet."
+                    ),
+                    "type": "boolean",
+                    "default": True,
+                },
+                "working_dir": {
+                    "title": "Working Directory",
+                    "description": (
+                        "Directory the flow run process starts in. Leave it empty to start in a "
+                        "fresh temporary directory."
+                    ),
+                    "type": "string",
+                    "format": "path",
+                },
+            },
+        },
+    }
+
+
+register(
+    PoolType(
+        name="process",
+        description="Runs each flow run as a subprocess on the machine of a polling worker.",
+        default_template=_process_template,
+        executor="push_pools.executors.process:ProcessExecutor",
+        is_push=False,
+    )
+)

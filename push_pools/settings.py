@@ -1,0 +1,42 @@
+"""Where push-pools finds its home, store, API and keys.
+
+Read from the environment every time they are asked for, so that tests and the demo can point a
+process at another home or server without re-importing anything.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_API_URL = "http://127.0.0.1:4200/api"
+
+
+def home_dir() -> Path:
+    """The directory holding the SQLite store and the encryption key file."""
+    path = Path(os.environ.get("PUSH_POOLS_HOME") or Path.home() / ".push-pools").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_url() -> str:
+    """`PUSH_POOLS_DATABASE_URL`, or a SQLite file in the home directory."""
+    url = os.environ.get("PUSH_POOLS_DATABASE_URL")
+    if url:
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            # psycopg 3 is the driver we ship; a bare postgresql:// URL would ask for psycopg2.
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+    return f"sqlite:///{home_dir() / 'push-pools.db'}"
+
+
+def api_url() -> str:
+    return os.environ.get("PUSH_POOLS_API_URL", DEFAULT_API_URL).rstrip("/")
+
+
+def api_key() -> str | None:
+    return os.environ.get("PUSH_POOLS_API_KEY") or None
+
+
+def encryption_key_env() -> str | None:
+    return os.environ.get("PUSH_POOLS_ENCRYPTION_KEY") or None

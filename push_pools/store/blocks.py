@@ -1,0 +1,85 @@
+"""Stored blocks: public fields in clear, secret fields encrypted with the server's key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from push_pools import blocks as block_rules
+from push_pools.errors import AlreadyExists, InvalidInput, NotFound
+from push_pools.models import BlockCreate, BlockOut
+from push_pools.store.tables import Block, utcnow
+
+
+def block_out(block: Block) -> BlockOut:
+    """The block as the API shows it: secret fields masked, never decrypted."""
+    block_type = block_rules.get_block_type(block.block_type)
+    data = {k: v for k, v in block.data.items() if k != "_secret_fields"}
+    for name in block_secret_names(block):
+        data[name] = block_rules.MASK
+    return BlockOut(
+        id=block.id,
+        name=block.name,
+        block_type=block_type.slug,
+        data=block_rules.mask(block_type, data),
+        created=block.created,
+        updated=block.updated,
+    )
+
+
+def block_secret_names(block: Block) -> list[str]:
+    # Which secret fields are set is stored in clear (names only), so masking needs no key.
+    return [str(n) for n in (block.data or {}).get("_secret_fields", [])]
+
+
+def create_block(session: Session, body: BlockCreate, box: block_rules.SecretBox) -> Block:
+    block_type = block_rules.get_block_type(body.block_type)
+    data = block_rules.validate_block_data(block_type, body.data)
+    public, secret = block_rules.split_secret_fields(block_type, data)
+    existing = session.scalar(select(Block).where(Block.name == body.name))
+    if existing is not None and not body.overwrite:
+        raise AlreadyExists(
+            f"block '{body.name}' already exists; delete it first or pass --overwrite"
+        )
+    block = existing or Block(name=body.name)
+    block.block_type = block_type.slug
+    block.data = {**public, "_secret_fields": sorted(secret)}
+    block.encrypted_secrets = box.encrypt(secret) if secret else None
+    block.updated = utcnow()
+    if existing is None:
+        session.add(block)
+    session.flush()
+    return block
+
+
+def get_block(session: Session, name: str) -> Block:
+    block = session.scalar(select(Block).where(Block.name == name))
+    if block is None:
+        raise NotFound(f"block '{name}' not found; `push-pools block ls` lists the blocks")
+    return block
+
+
+def list_blocks(session: Session) -> list[Block]:
+    return list(session.scalars(select(Block).order_by(Block.name)))
+
+
+def delete_block(session: Session, name: str) -> None:
+    session.delete(get_block(session, name))
+    session.flush()
+
+
+def resolve_block(
+    session: Session, box: block_rules.SecretBox, block_type: str, name: str
+) -> dict[str, Any]:
+    """The block's full data with secrets decrypted. Only for building a run's configuration."""
+    block = get_block(session, name)
+    if block.block_type != block_type:
+        raise InvalidInput(
+            f"block '{name}' is of type '{block.block_type}', but a '{block_type}' block is needed"
+        )
+    data = {k: v for k, v in block.data.items() if k != "_secret_fields"}
+    if block.encrypted_secrets:
+        data.update(box.decrypt(block.encrypted_secrets))
+    return data

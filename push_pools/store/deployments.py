@@ -1,0 +1,344 @@
+"""Deployments, their schedules, and creating runs of them."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from push_pools import schedules as schedule_rules
+from push_pools import templates
+from push_pools.errors import InvalidInput, NotFound
+from push_pools.models import (
+    DeploymentCreate,
+    DeploymentOut,
+    DeploymentUpdate,
+    RunCreate,
+    ScheduleIn,
+    ScheduleOut,
+)
+from push_pools.states import DISPLAY_NAMES, StateType
+from push_pools.store import pools as pool_store
+from push_pools.store.tables import (
+    Deployment,
+    DeploymentSchedule,
+    FlowRun,
+    FlowRunState,
+    WorkPool,
+    WorkQueue,
+    utcnow,
+)
+
+
+def full_name(deployment: Deployment) -> str:
+    return f"{deployment.flow_name}/{deployment.name}"
+
+
+def schedule_out(row: DeploymentSchedule) -> ScheduleOut:
+    spec = schedule_rules.schedule_from_dict(row.spec)
+    return ScheduleOut(
+        id=row.id,
+        cron=spec.cron,
+        interval_seconds=spec.interval_seconds,
+        timezone=spec.timezone,
+        anchor_date=spec.anchor_date,
+        active=row.active,
+        description=schedule_rules.describe(spec),
+    )
+
+
+def deployment_out(session: Session, deployment: Deployment) -> DeploymentOut:
+    pool = session.get(WorkPool, deployment.work_pool_id) if deployment.work_pool_id else None
+    queue = session.get(WorkQueue, deployment.work_queue_id) if deployment.work_queue_id else None
+    rows = session.scalars(
+        select(DeploymentSchedule)
+        .where(DeploymentSchedule.deployment_id == deployment.id)
+        .order_by(DeploymentSchedule.created, DeploymentSchedule.id)
+    )
+    return DeploymentOut(
+        id=deployment.id,
+        name=deployment.name,
+        flow_name=deployment.flow_name,
+        full_name=full_name(deployment),
+        description=deployment.description,
+        work_pool_name=pool.name if pool else None,
+        work_queue_name=queue.name if queue else None,
+        entrypoint=deployment.entrypoint,
+        path=deployment.path,
+        pull_steps=deployment.pull_steps,
+        parameters=deployment.parameters,
+        parameter_schema=deployment.parameter_schema,
+        job_variables=deployment.job_variables,
+        schedules=[schedule_out(r) for r in rows],
+        tags=deployment.tags,
+        paused=deployment.paused,
+        status="PAUSED" if deployment.paused else "READY",
+        created=deployment.created,
+        updated=deployment.updated,
+    )
+
+
+def _parse_schedules(items: list[ScheduleIn]) -> list[tuple[dict[str, Any], bool]]:
+    parsed = []
+    for item in items:
+        spec = schedule_rules.parse_schedule(
+            cron=item.cron,
+            interval=item.interval,
+            timezone=item.timezone,
+            anchor_date=item.anchor_date,
+        )
+        parsed.append((schedule_rules.schedule_to_dict(spec), item.active))
+    return parsed
+
+
+def validate_parameters(schema: dict[str, Any], parameters: dict[str, Any]) -> None:
+    """Check flow parameters against the schema the flow's type hints produced."""
+    if not schema or not schema.get("properties"):
+        if parameters and schema.get("properties") == {}:
+            raise InvalidInput(
+                f"the flow takes no parameters, but got: {', '.join(sorted(parameters))}"
+            )
+        return
+    import jsonschema
+
+    properties = schema.get("properties", {})
+    unknown = sorted(set(parameters) - set(properties))
+    if unknown:
+        raise InvalidInput(
+            f"unknown flow parameter(s) {', '.join(repr(u) for u in unknown)}; "
+            f"the flow accepts: {', '.join(sorted(properties)) or 'none'}"
+        )
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(parameters), key=lambda e: list(e.path))
+    if errors:
+        messages = []
+        for error in errors:
+            path = ".".join(str(p) for p in error.path)
+            if error.validator == "required":
+                messages.append(f"missing flow parameter: {error.message}")
+            else:
+                messages.append(f"parameter '{path}': {error.message}")
+        raise InvalidInput("; ".join(messages))
+
+
+def _resolve_pool_and_queue(
+    session: Session, pool_name: str | None, queue_name: str | None
+) -> tuple[WorkPool | None, WorkQueue | None]:
+    if pool_name is None:
+        if queue_name:
+            raise InvalidInput("a work queue was given without a work pool")
+        return None, None
+    pool = pool_store.get_pool(session, pool_name)
+    queue = pool_store.get_queue(session, pool, queue_name or pool_store.DEFAULT_QUEUE)
+    return pool, queue
+
+
+def check_job_variables(pool: WorkPool | None, job_variables: dict[str, Any]) -> None:
+    if not job_variables:
+        return
+    if pool is None:
+        raise InvalidInput("job variables need a work pool: the deployment has none")
+    templates.validate_job_variables(pool.base_job_template, job_variables)
+
+
+def upsert_deployment(session: Session, body: DeploymentCreate) -> tuple[Deployment, bool]:
+    """Create the deployment, or update the one with the same flow and name.
+
+    Returns (row, created).
+    """
+    pool, queue = _resolve_pool_and_queue(session, body.work_pool_name, body.work_queue_name)
+    check_job_variables(pool, body.job_variables)
+    validate_parameters(body.parameter_schema, body.parameters)
+    parsed = _parse_schedules(body.schedules)
+    deployment = session.scalar(
+        select(Deployment).where(
+            Deployment.flow_name == body.flow_name, Deployment.name == body.name
+        )
+    )
+    created = deployment is None
+    if deployment is None:
+        deployment = Deployment(flow_name=body.flow_name, name=body.name)
+        session.add(deployment)
+    deployment.description = body.description
+    deployment.work_pool_id = pool.id if pool else None
+    deployment.work_queue_id = queue.id if queue else None
+    deployment.entrypoint = body.entrypoint
+    deployment.path = body.path
+    deployment.pull_steps = body.pull_steps
+    deployment.parameters = body.parameters
+    deployment.parameter_schema = body.parameter_schema
+    deployment.job_variables = body.job_variables
+    deployment.tags = body.tags
+    deployment.paused = body.paused
+    deployment.updated = utcnow()
+    session.flush()
+    _replace_schedules(session, deployment, parsed)
+    return deployment, created
+
+
+def _replace_schedules(
+    session: Session, deployment: Deployment, parsed: list[tuple[dict[str, Any], bool]]
+) -> None:
+    session.execute(
+        delete(DeploymentSchedule).where(DeploymentSchedule.deployment_id == deployment.id)
+    )
+    for spec, active in parsed:
+        session.add(DeploymentSchedule(deployment_id=deployment.id, spec=spec, active=active))
+    delete_future_scheduled_runs(session, deployment)
+    session.flush()
+
+
+def delete_future_scheduled_runs(session: Session, deployment: Deployment) -> None:
+    """Drop runs the scheduler made ahead of time, so a new schedule or a pause takes effect."""
+    session.execute(
+        delete(FlowRun).where(
+            FlowRun.deployment_id == deployment.id,
+            FlowRun.auto_scheduled.is_(True),
+            FlowRun.state_type == StateType.SCHEDULED.value,
+            FlowRun.scheduled_time > utcnow(),
+        )
+    )
+
+
+def get_deployment(session: Session, deployment_id: str) -> Deployment:
+    deployment = session.get(Deployment, deployment_id)
+    if deployment is None:
+        raise NotFound(
+            f"deployment '{deployment_id}' not found; `push-pools deployment ls` lists them"
+        )
+    return deployment
+
+
+def get_deployment_by_name(session: Session, flow_name: str, name: str) -> Deployment:
+    deployment = session.scalar(
+        select(Deployment).where(Deployment.flow_name == flow_name, Deployment.name == name)
+    )
+    if deployment is None:
+        raise NotFound(
+            f"deployment '{flow_name}/{name}' not found; `push-pools deployment ls` lists them"
+        )
+    return deployment
+
+
+def list_deployments(session: Session) -> list[Deployment]:
+    return list(session.scalars(select(Deployment).order_by(Deployment.flow_name, Deployment.name)))
+
+
+def update_deployment(session: Session, deployment_id: str, body: DeploymentUpdate) -> Deployment:
+    deployment = get_deployment(session, deployment_id)
+    if body.job_variables is not None:
+        pool = session.get(WorkPool, deployment.work_pool_id) if deployment.work_pool_id else None
+        check_job_variables(pool, body.job_variables)
+        deployment.job_variables = body.job_variables
+    if body.parameters is not None:
+        validate_parameters(deployment.parameter_schema, body.parameters)
+        deployment.parameters = body.parameters
+    if body.description is not None:
+        deployment.description = body.description
+    if body.tags is not None:
+        deployment.tags = body.tags
+    if body.schedules is not None:
+        _replace_schedules(session, deployment, _parse_schedules(body.schedules))
+    if body.paused is not None and body.paused != deployment.paused:
+        deployment.paused = body.paused
+        if body.paused:
+            delete_future_scheduled_runs(session, deployment)
+    deployment.updated = utcnow()
+    session.flush()
+    return deployment
+
+
+def delete_deployment(session: Session, deployment_id: str) -> None:
+    deployment = get_deployment(session, deployment_id)
+    session.execute(
+        delete(FlowRun).where(
+            FlowRun.deployment_id == deployment.id,
+            FlowRun.state_type.in_([StateType.SCHEDULED.value, StateType.LATE.value]),
+        )
+    )
+    session.delete(deployment)
+    session.flush()
+
+
+def new_run_name(flow_name: str) -> str:
+    return f"{flow_name}-{secrets.token_hex(3)}"
+
+
+def create_run(
+    session: Session,
+    deployment: Deployment,
+    body: RunCreate,
+    *,
+    idempotency_key: str | None = None,
+    auto_scheduled: bool = False,
+) -> FlowRun:
+    parameters = {**deployment.parameters, **body.parameters}
+    validate_parameters(deployment.parameter_schema, parameters)
+    pool = session.get(WorkPool, deployment.work_pool_id) if deployment.work_pool_id else None
+    if body.job_variables:
+        check_job_variables(pool, body.job_variables)
+    if pool is not None:
+        merged = templates.merge_job_variables(
+            templates.default_values(pool.base_job_template),
+            deployment.job_variables,
+            body.job_variables,
+        )
+        templates.validate_job_variables(pool.base_job_template, merged)
+    return insert_run(
+        session,
+        deployment,
+        parameters=parameters,
+        job_variables=body.job_variables,
+        scheduled_time=body.scheduled_time or utcnow(),
+        tags=[*deployment.tags, *body.tags],
+        name=body.name,
+        idempotency_key=idempotency_key,
+        auto_scheduled=auto_scheduled,
+    )
+
+
+def insert_run(
+    session: Session,
+    deployment: Deployment,
+    *,
+    parameters: dict[str, Any],
+    job_variables: dict[str, Any],
+    scheduled_time: datetime,
+    tags: list[str],
+    name: str | None = None,
+    idempotency_key: str | None = None,
+    auto_scheduled: bool = False,
+) -> FlowRun:
+    now = utcnow()
+    run = FlowRun(
+        name=name or new_run_name(deployment.flow_name),
+        deployment_id=deployment.id,
+        flow_name=deployment.flow_name,
+        work_pool_id=deployment.work_pool_id,
+        work_queue_id=deployment.work_queue_id,
+        idempotency_key=idempotency_key,
+        auto_scheduled=auto_scheduled,
+        state_type=StateType.SCHEDULED.value,
+        state_name=DISPLAY_NAMES[StateType.SCHEDULED],
+        state_timestamp=now,
+        scheduled_time=scheduled_time,
+        parameters=parameters,
+        job_variables=job_variables,
+        tags=tags,
+    )
+    session.add(run)
+    session.flush()
+    session.add(
+        FlowRunState(
+            flow_run_id=run.id,
+            type=StateType.SCHEDULED.value,
+            name=DISPLAY_NAMES[StateType.SCHEDULED],
+            message="scheduled by the deployment's schedule" if auto_scheduled else None,
+            timestamp=now,
+            details={"scheduled_time": scheduled_time.isoformat()},
+        )
+    )
+    return run

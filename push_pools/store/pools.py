@@ -1,0 +1,246 @@
+"""Work pools and their queues: create, read, update, delete, status."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from push_pools import pool_types, templates
+from push_pools.errors import AlreadyExists, InvalidInput, NotFound
+from push_pools.models import (
+    WorkPoolCreate,
+    WorkPoolOut,
+    WorkPoolUpdate,
+    WorkQueueCreate,
+    WorkQueueOut,
+    WorkQueueUpdate,
+)
+from push_pools.store.tables import WorkPool, WorkQueue, utcnow
+
+DEFAULT_QUEUE = "default"
+# A worker that has not polled for this long no longer makes its pool READY.
+WORKER_STALE_AFTER = timedelta(seconds=60)
+
+
+def pool_status(pool: WorkPool, now: datetime | None = None) -> str:
+    if pool.paused:
+        return "PAUSED"
+    if _is_push(pool):
+        return "READY"  # the server itself submits runs of push pools
+    now = now or utcnow()
+    if pool.last_polled and now - pool.last_polled < WORKER_STALE_AFTER:
+        return "READY"
+    return "NOT_READY"
+
+
+def _is_push(pool: WorkPool) -> bool:
+    try:
+        return pool_types.get(pool.type).is_push
+    except InvalidInput:
+        return False
+
+
+def queue_status(pool: WorkPool, queue: WorkQueue, now: datetime | None = None) -> str:
+    if queue.paused or pool.paused:
+        return "PAUSED"
+    now = now or utcnow()
+    if _is_push(pool) or (queue.last_polled and now - queue.last_polled < WORKER_STALE_AFTER):
+        return "READY"
+    return "NOT_READY"
+
+
+def queue_out(pool: WorkPool, queue: WorkQueue) -> WorkQueueOut:
+    return WorkQueueOut(
+        id=queue.id,
+        name=queue.name,
+        work_pool_name=pool.name,
+        description=queue.description,
+        priority=queue.priority,
+        concurrency_limit=queue.concurrency_limit,
+        paused=queue.paused,
+        status=queue_status(pool, queue),
+        last_polled=queue.last_polled,
+    )
+
+
+def pool_out(session: Session, pool: WorkPool) -> WorkPoolOut:
+    queues = list_queues(session, pool)
+    return WorkPoolOut(
+        id=pool.id,
+        name=pool.name,
+        type=pool.type,
+        status=pool_status(pool),
+        description=pool.description,
+        paused=pool.paused,
+        concurrency_limit=pool.concurrency_limit,
+        base_job_template=pool.base_job_template,
+        last_polled=pool.last_polled,
+        created=pool.created,
+        updated=pool.updated,
+        queues=[queue_out(pool, q) for q in queues],
+    )
+
+
+def create_pool(session: Session, body: WorkPoolCreate) -> WorkPool:
+    pool_type = pool_types.get(body.type)
+    if body.base_job_template is None:
+        template: dict[str, Any] = pool_type.default_template()
+    else:
+        template = templates.validate_base_job_template(body.base_job_template)
+    if session.scalar(select(WorkPool.id).where(WorkPool.name == body.name)):
+        raise AlreadyExists(f"work pool '{body.name}' already exists")
+    pool = WorkPool(
+        name=body.name,
+        type=pool_type.name,
+        description=body.description,
+        base_job_template=template,
+        paused=body.paused,
+        concurrency_limit=body.concurrency_limit,
+    )
+    session.add(pool)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent create of the same name won
+        raise AlreadyExists(f"work pool '{body.name}' already exists") from exc
+    session.add(WorkQueue(work_pool_id=pool.id, name=DEFAULT_QUEUE, priority=1))
+    session.flush()
+    return pool
+
+
+def get_pool(session: Session, name: str, *, for_update: bool = False) -> WorkPool:
+    query = select(WorkPool).where(WorkPool.name == name)
+    pool = session.scalar(query)
+    if pool is None:
+        raise NotFound(f"work pool '{name}' not found; `push-pools work-pool ls` lists the pools")
+    return pool
+
+
+def get_pool_by_id(session: Session, pool_id: str) -> WorkPool | None:
+    return session.get(WorkPool, pool_id)
+
+
+def list_pools(session: Session) -> list[WorkPool]:
+    return list(session.scalars(select(WorkPool).order_by(WorkPool.name)))
+
+
+def update_pool(session: Session, name: str, body: WorkPoolUpdate) -> WorkPool:
+    pool = get_pool(session, name)
+    if body.base_job_template is not None:
+        pool.base_job_template = templates.validate_base_job_template(body.base_job_template)
+    if body.description is not None:
+        pool.description = body.description
+    if body.paused is not None:
+        pool.paused = body.paused
+    if body.clear_concurrency_limit:
+        pool.concurrency_limit = None
+    elif body.concurrency_limit is not None:
+        pool.concurrency_limit = body.concurrency_limit
+    pool.updated = utcnow()
+    session.flush()
+    return pool
+
+
+def delete_pool(session: Session, name: str) -> None:
+    from push_pools.states import WAITING
+    from push_pools.store.tables import FlowRun
+
+    pool = get_pool(session, name)
+    # Runs waiting for this pool could never start once it is gone.
+    session.execute(
+        delete(FlowRun).where(
+            FlowRun.work_pool_id == pool.id, FlowRun.state_type.in_([s.value for s in WAITING])
+        )
+    )
+    session.delete(pool)
+    session.flush()
+
+
+def list_queues(session: Session, pool: WorkPool) -> list[WorkQueue]:
+    return list(
+        session.scalars(
+            select(WorkQueue)
+            .where(WorkQueue.work_pool_id == pool.id)
+            .order_by(WorkQueue.priority, WorkQueue.name)
+        )
+    )
+
+
+def get_queue(session: Session, pool: WorkPool, name: str) -> WorkQueue:
+    queue = session.scalar(
+        select(WorkQueue).where(WorkQueue.work_pool_id == pool.id, WorkQueue.name == name)
+    )
+    if queue is None:
+        raise NotFound(
+            f"work queue '{name}' not found in pool '{pool.name}'; "
+            f"`push-pools work-queue ls --pool {pool.name}` lists its queues"
+        )
+    return queue
+
+
+def create_queue(session: Session, pool: WorkPool, body: WorkQueueCreate) -> WorkQueue:
+    exists = session.scalar(
+        select(WorkQueue.id).where(WorkQueue.work_pool_id == pool.id, WorkQueue.name == body.name)
+    )
+    if exists:
+        raise AlreadyExists(f"work queue '{body.name}' already exists in pool '{pool.name}'")
+    queue = WorkQueue(
+        work_pool_id=pool.id,
+        name=body.name,
+        description=body.description,
+        priority=body.priority,
+        concurrency_limit=body.concurrency_limit,
+        paused=body.paused,
+    )
+    session.add(queue)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise AlreadyExists(
+            f"work queue '{body.name}' already exists in pool '{pool.name}'"
+        ) from exc
+    return queue
+
+
+def update_queue(session: Session, pool: WorkPool, name: str, body: WorkQueueUpdate) -> WorkQueue:
+    queue = get_queue(session, pool, name)
+    if body.description is not None:
+        queue.description = body.description
+    if body.priority is not None:
+        queue.priority = body.priority
+    if body.paused is not None:
+        queue.paused = body.paused
+    if body.clear_concurrency_limit:
+        queue.concurrency_limit = None
+    elif body.concurrency_limit is not None:
+        queue.concurrency_limit = body.concurrency_limit
+    queue.updated = utcnow()
+    session.flush()
+    return queue
+
+
+def delete_queue(session: Session, pool: WorkPool, name: str) -> None:
+    if name == DEFAULT_QUEUE:
+        raise InvalidInput(
+            f"the '{DEFAULT_QUEUE}' queue of pool '{pool.name}' cannot be deleted; pause it instead"
+        )
+    queue = get_queue(session, pool, name)
+    default = get_queue(session, pool, DEFAULT_QUEUE)
+    from sqlalchemy import update
+
+    from push_pools.store.tables import Deployment, FlowRun
+
+    # Deployments and waiting runs of the deleted queue move to the default queue, not to limbo.
+    session.execute(
+        update(Deployment)
+        .where(Deployment.work_queue_id == queue.id)
+        .values(work_queue_id=default.id)
+    )
+    session.execute(
+        update(FlowRun).where(FlowRun.work_queue_id == queue.id).values(work_queue_id=default.id)
+    )
+    session.delete(queue)
+    session.flush()
