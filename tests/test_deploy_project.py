@@ -208,6 +208,7 @@ def test_find_flows(project: Path) -> None:
         """,
     )
     write(project / "prefect_flows.py", "from prefect import flow\n\n@flow\ndef p() -> None: ...\n")
+    write(project / "own.py", "def flow(f):\n    return f\n\n@flow\ndef mine() -> None: ...\n")
     write(project / "broken.py", "def (:\n")
     write(project / ".venv" / "lib" / "x.py", FLOW_FILE)
     write(project / "env2" / "pyvenv.cfg", "home = /usr\n")

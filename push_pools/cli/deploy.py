@@ -404,9 +404,8 @@ class DeployCommand:
         overrides = self.overrides
         if missing:
             if not self.interactive:
-                where = (
-                    "" if self.project is None else f" (and it is not an entry of {DEFAULT_FILE})"
-                )
+                project_path = self.project.path if self.project else None
+                where = f" (and it is not an entry of {project_path.name})" if project_path else ""
                 raise InvalidInput(
                     f"missing {', '.join(missing)}{where}: "
                     "push-pools deploy path/to/file.py:flow_function -n NAME -p POOL"

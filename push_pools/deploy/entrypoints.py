@@ -22,9 +22,7 @@ if TYPE_CHECKING:
     from push_pools.flows import Flow
 
 # Directories that never hold the user's flows, and whose files can be slow or unsafe to parse.
-_SKIPPED_DIRS = frozenset(
-    {"site-packages", "node_modules", "__pycache__", "venv", "env", "build", "dist"}
-)
+_SKIPPED_DIRS = frozenset({"site-packages", "node_modules", "__pycache__", "build", "dist"})
 
 
 def split_entrypoint(entrypoint: str) -> tuple[str, str]:
@@ -181,18 +179,17 @@ def flow_functions_in_source(path: Path) -> list[str]:
 
 def _flow_imports(tree: ast.Module) -> tuple[set[str], set[str]]:
     """Names bound to push-pools' `flow`, and names bound to modules that export it."""
-    flow_names = {"flow"}
-    module_aliases = {"push_pools"}
+    # Only names imported from push_pools count: a file's own or another tool's `flow` is not
+    # something `load_flow` could deploy.
+    flow_names: set[str] = set()
+    module_aliases: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:
             ours = node.module.split(".")[0] == "push_pools"
             for alias in node.names:
                 bound = alias.asname or alias.name
-                if alias.name == "flow" and ours:
+                if ours and alias.name == "flow":
                     flow_names.add(bound)
-                elif alias.name == "flow":
-                    # `from prefect import flow` is another tool's decorator: not deployable here.
-                    flow_names.discard(bound)
                 elif ours and alias.name == "flows":
                     module_aliases.add(bound)
         elif isinstance(node, ast.Import):
