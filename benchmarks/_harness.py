@@ -146,32 +146,42 @@ class ProcessGroupSet:
         return item
 
     def stop_all(self, grace: float = 10.0) -> None:
-        # Reverse start order: workers go before the server they talk to.
-        while self._items:
-            self._stop(self._items.pop(), grace)
+        # A second Ctrl-C must not abandon half-killed trees; teardown is bounded anyway.
+        sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        old = {s: signal.signal(s, signal.SIG_IGN) for s in sigs}
+        try:
+            # Reverse start order: workers go before the server they talk to.
+            while self._items:
+                self._stop(self._items.pop(), grace)
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
 
     @staticmethod
     def _stop(item: Managed, grace: float) -> None:
         pid = item.proc.pid
         # Collect the tree first: children that setsid() would escape a killpg.
         tree = [pid, *descendants(pid)] if item.proc.poll() is None else descendants(pid)
-        for sig in (signal.SIGTERM, signal.SIGKILL):
+        for sig, wait_s in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, sig)
             for p in tree:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(p, sig)
-            deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 5.0)
-            while time.monotonic() < deadline:
-                item.proc.poll()
-                if not any(_alive(p) for p in tree):
-                    break
-                time.sleep(0.1)
-            else:
-                continue
-            break
+            if _wait_gone(item.proc, tree, wait_s):
+                break
         with contextlib.suppress(subprocess.TimeoutExpired):
             item.proc.wait(timeout=5)
+
+
+def _wait_gone(proc: subprocess.Popen[bytes], pids: list[int], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        proc.poll()  # reap our direct child so it does not linger as a zombie
+        if not any(_alive(p) for p in pids):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 @contextlib.contextmanager
@@ -328,6 +338,13 @@ class WorkloadResult:
     @property
     def completed(self) -> int:
         return self.states.get("COMPLETED", 0)
+
+    def short(self) -> str:
+        if self.seconds is not None:
+            return f"{self.seconds:.2f} s"
+        if self.error:
+            return "error"
+        return f"timeout ({self.completed}/{self.runs} in {self.timeout_s:.0f} s)"
 
     def summary(self) -> str:
         if self.seconds is not None:

@@ -177,7 +177,7 @@ def main() -> int:
         ["server start to healthy", fmt(figures.server_start_s, "s")],
         ["idle server RSS (tree)", fmt(figures.idle_rss_mib, "MiB")],
         [f"{args.runs} runs, limit {WORKER_LIMIT}: create -> all COMPLETED",
-         figures.workload.summary() if figures.workload else "n/a"],
+         figures.workload.short() if figures.workload else "n/a"],
         [f"scheduled -> RUNNING, {SCHEDULED_RUNS} runs (median)",
          fmt(sched["median_s"] if sched else None, "s")],
         [f"scheduled -> RUNNING, {SCHEDULED_RUNS} runs (max)",

@@ -397,7 +397,7 @@ def main() -> int:
         if f is None:
             return "skipped"
         if key == "workload_s" and f.workload is not None and value is None:
-            return f.workload.summary().split(":")[0].split(" (")[0]
+            return f.workload.short()
         return fmt(value, unit)
 
     header = ["metric", f"push-pools {ours_version}"]

@@ -321,10 +321,55 @@ class Flow(Generic[P, R]):
         # type(self) so subclasses survive a with_options() round trip.
         return type(self)(self.fn, **options)
 
-    # --- extension point: deployment ------------------------------------------------------
-    # `serve`, `deploy` and `from_source` are added below by the deployment code. They should
-    # only read the public attributes above (`fn`, `name`, `options()`, `parameter_schema()`)
-    # so that this part of the class stays independent of how flows are deployed.
+    # --- deployment --------------------------------------------------------------------------
+    # Thin doors into push_pools.deploy, imported on use so that `@flow` stays import-cheap.
+
+    def deploy(
+        self, name: str, work_pool_name: str | None = None, **options: Any
+    ) -> dict[str, Any]:
+        """Create or update the deployment 'flow-name/name' on the API; return it (JSON).
+
+        Options: work_queue_name, job_variables, cron, interval, timezone, schedules,
+        parameters, tags, description, paused, entrypoint, source_dir, pull_steps.
+        """
+        from push_pools.deploy.sdk import deploy_flow
+
+        return deploy_flow(self, name, work_pool_name, **options)
+
+    def serve(
+        self,
+        name: str,
+        *,
+        cron: str | None = None,
+        interval: float | str | None = None,
+        timezone: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        limit: int = 4,
+        **options: Any,
+    ) -> None:
+        """Deploy without a work pool and run its scheduled and manual runs from this process.
+
+        Blocks until interrupted (Ctrl-C or SIGTERM), then waits for running runs to finish.
+        """
+        from push_pools.deploy.serve import serve_flow
+
+        serve_flow(
+            self,
+            name,
+            cron=cron,
+            interval=interval,
+            timezone=timezone,
+            parameters=parameters,
+            limit=limit,
+            **options,
+        )
+
+    @staticmethod
+    def from_source(source: str, entrypoint: str, **options: Any) -> Any:
+        """The flow at `entrypoint` in a local directory or git repository, to `.deploy()`."""
+        from push_pools.deploy.sdk import from_source
+
+        return from_source(source, entrypoint, **options)
 
 
 @overload
