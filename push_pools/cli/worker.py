@@ -45,6 +45,7 @@ def start(
             "no worker is needed"
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll is noise
     worker = Worker(pool, queues=queue, limit=limit, name=name).start()
     out = console()
     out.print(
