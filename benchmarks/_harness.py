@@ -234,9 +234,7 @@ def run_cli(
         raise BenchError(f"`{argv[0]}` not found") from exc
     if res.returncode != 0:
         out = (res.stdout + res.stderr).strip().splitlines()[-25:]
-        raise BenchError(
-            f"`{' '.join(argv)}` exited {res.returncode}:\n    " + "\n    ".join(out)
-        )
+        raise BenchError(f"`{' '.join(argv)}` exited {res.returncode}:\n    " + "\n    ".join(out))
     return res
 
 
@@ -456,9 +454,14 @@ class PushPools:
     def version(self) -> str:
         try:
             res = run_cli(
-                [str(self.bin_dir / "python"), "-c",
-                 "import importlib.metadata as m; print(m.version('push-pools'))"],
-                self.env, self.home, timeout=60,
+                [
+                    str(self.bin_dir / "python"),
+                    "-c",
+                    "import importlib.metadata as m; print(m.version('push-pools'))",
+                ],
+                self.env,
+                self.home,
+                timeout=60,
             )
             return res.stdout.strip()
         except BenchError:
@@ -475,8 +478,9 @@ class PushPools:
         return f"{self.api}/health"
 
     def create_pool(self) -> None:
-        run_cli([self.cli, "work-pool", "create", self.pool, "--type", "process"],
-                self.env, self.home)
+        run_cli(
+            [self.cli, "work-pool", "create", self.pool, "--type", "process"], self.env, self.home
+        )
 
     def worker_argv(self, limit: int) -> list[str]:
         return [self.cli, "worker", "start", "--pool", self.pool, "--limit", str(limit)]
@@ -486,9 +490,18 @@ class PushPools:
         flow_dir.mkdir(exist_ok=True)
         (flow_dir / "flow.py").write_text(FLOW_SOURCE_PUSH_POOLS)
         run_cli(
-            [self.cli, "deploy", "flow.py:trivial", "-n", self.deployment_name, "-p", self.pool,
-             "--no-prompt"],
-            self.env, flow_dir,
+            [
+                self.cli,
+                "deploy",
+                "flow.py:trivial",
+                "-n",
+                self.deployment_name,
+                "-p",
+                self.pool,
+                "--no-prompt",
+            ],
+            self.env,
+            flow_dir,
         )
         url = f"{self.api}/deployments/name/{self.flow_name}/{self.deployment_name}"
         return str(expect_json(client.get(url), "id", url)["id"])
@@ -569,7 +582,10 @@ class Stack:
     def start_server(self, figures: StackFigures, health_timeout: float) -> None:
         t0 = time.monotonic()
         self.server = self.procs.start(
-            "server", self.system.server_argv(), self.system.env, self.system.home,
+            "server",
+            self.system.server_argv(),
+            self.system.env,
+            self.system.home,
             self.system.home,
         )
         figures.server_start_s = wait_healthy(
@@ -580,7 +596,10 @@ class Stack:
 
     def start_worker(self, limit: int) -> None:
         self.worker = self.procs.start(
-            "worker", self.system.worker_argv(limit), self.system.env, self.system.home,
+            "worker",
+            self.system.worker_argv(limit),
+            self.system.env,
+            self.system.home,
             self.system.home,
         )
 
@@ -609,8 +628,9 @@ class Stack:
             time.sleep(0.1)
 
 
-def run_workload(system: Any, stack: Stack, client: RetryingClient, dep_id: str, runs: int,
-                 timeout: float) -> WorkloadResult:
+def run_workload(
+    system: Any, stack: Stack, client: RetryingClient, dep_id: str, runs: int, timeout: float
+) -> WorkloadResult:
     return run_burst(
         create=lambda: system.create_run(client, dep_id, {}),
         state_of=lambda rid: system.state_of(client, rid),

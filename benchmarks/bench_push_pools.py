@@ -55,8 +55,9 @@ def import_check(
     system: PushPools, args: list[str], figures: StackFigures, fails: list[str]
 ) -> int:
     """Modules a CLI invocation imports; cloud SDKs must stay out of the cold path."""
-    mods = imported_modules([str(system.bin_dir / "python"), system.cli, *args], system.env,
-                            system.home)
+    mods = imported_modules(
+        [str(system.bin_dir / "python"), system.cli, *args], system.env, system.home
+    )
     cmd = " ".join(["push-pools", *args])
     bad = forbidden_imports(mods)
     figures.extra[f"imports[{cmd}]"] = {"count": len(set(mods)), "forbidden": bad}
@@ -65,8 +66,9 @@ def import_check(
     return len(set(mods))
 
 
-def scheduled_latency(system: PushPools, stack: Stack, client: RetryingClient,
-                      dep_id: str) -> dict[str, Any]:
+def scheduled_latency(
+    system: PushPools, stack: Stack, client: RetryingClient, dep_id: str
+) -> dict[str, Any]:
     """Delay from each run's scheduled_time to its RUNNING state's timestamp (server clock)."""
     base = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=SCHEDULED_LEAD_S)
     planned: dict[str, dt.datetime] = {}
@@ -75,22 +77,28 @@ def scheduled_latency(system: PushPools, stack: Stack, client: RetryingClient,
         rid = system.create_run(client, dep_id, {"scheduled_time": when.isoformat()})
         planned[rid] = when
     deadline = time.monotonic() + SCHEDULED_LEAD_S + SCHEDULED_TIMEOUT_S
-    final, pending, error = wait_all(list(planned), lambda r: system.state_of(client, r),
-                                     deadline, stack.dead)
+    final, pending, error = wait_all(
+        list(planned), lambda r: system.state_of(client, r), deadline, stack.dead
+    )
     if error:
         raise BenchError(f"scheduled runs: {error}")
     if pending:
-        raise BenchError(f"scheduled runs: {len(pending)}/{SCHEDULED_RUNS} not finished "
-                         f"{SCHEDULED_TIMEOUT_S:.0f} s after their scheduled time")
+        raise BenchError(
+            f"scheduled runs: {len(pending)}/{SCHEDULED_RUNS} not finished "
+            f"{SCHEDULED_TIMEOUT_S:.0f} s after their scheduled time"
+        )
     delays: list[float] = []
     problems: list[str] = []
     for rid, when in planned.items():
         history = system.states(client, rid)
-        running = [s for s in history if isinstance(s, dict)
-                   and state_name(s.get("type", "")) == "RUNNING"]
+        running = [
+            s for s in history if isinstance(s, dict) and state_name(s.get("type", "")) == "RUNNING"
+        ]
         if not running or "timestamp" not in running[0]:
-            problems.append(f"run {rid} ({final.get(rid)}): no RUNNING state with a timestamp "
-                            f"in {history!r:.200}")
+            problems.append(
+                f"run {rid} ({final.get(rid)}): no RUNNING state with a timestamp "
+                f"in {history!r:.200}"
+            )
             continue
         delays.append((parse_ts(str(running[0]["timestamp"])) - when).total_seconds())
     if problems:
@@ -108,8 +116,12 @@ def scheduled_latency(system: PushPools, stack: Stack, client: RetryingClient,
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--runs", type=int, default=20, help="flow runs in the burst (default 20)")
-    ap.add_argument("--bin-dir", type=Path, default=None,
-                    help="venv bin/ with push-pools (default: this python's, else the project's)")
+    ap.add_argument(
+        "--bin-dir",
+        type=Path,
+        default=None,
+        help="venv bin/ with push-pools (default: this python's, else the project's)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temp home (logs) for debugging")
     args = ap.parse_args()
 
@@ -141,15 +153,17 @@ def main() -> int:
             dep_id = system.deploy(client)
             stack.wait_worker_up(WORKER_SETTLE_S - (time.monotonic() - t_worker))
             log(f"{args.runs} runs")
-            figures.workload = run_workload(system, stack, client, dep_id, args.runs,
-                                            WORKLOAD_TIMEOUT_S)
+            figures.workload = run_workload(
+                system, stack, client, dep_id, args.runs, WORKLOAD_TIMEOUT_S
+            )
             if figures.workload.seconds is None:
                 fails.append(f"FAIL: workload {figures.workload.summary()}")
             log(f"{SCHEDULED_RUNS} scheduled runs")
             sched = scheduled_latency(system, stack, client, dep_id)
             if sched["early_starts"]:
-                fails.append(f"FAIL: {sched['early_starts']} runs RUNNING before their "
-                             "scheduled_time")
+                fails.append(
+                    f"FAIL: {sched['early_starts']} runs RUNNING before their scheduled_time"
+                )
         except BenchError as exc:
             figures.errors.append(str(exc))
             fails.append(f"FAIL: {exc}")
@@ -165,23 +179,33 @@ def main() -> int:
 
     forbidden = ", ".join(p + "*" for p in FORBIDDEN_IMPORT_PREFIXES)
     bad_imports = any(v["forbidden"] for k, v in figures.extra.items() if k.startswith("imports"))
-    import_cell = ("n/a" if help_mods is None else "FAIL" if bad_imports else "none")
+    import_cell = "n/a" if help_mods is None else "FAIL" if bad_imports else "none"
     rows = [
         ["--help, cold process (median of 5)", fmt(figures.help_median, "s")],
-        ["work-pool ls, cold process (median of 5)",
-         fmt(statistics.median(ls_samples) if ls_samples else None, "s")],
-        ["modules imported by --help / work-pool ls",
-         f"{help_mods if help_mods is not None else 'n/a'} / "
-         f"{ls_mods if ls_mods is not None else 'n/a'}"],
+        [
+            "work-pool ls, cold process (median of 5)",
+            fmt(statistics.median(ls_samples) if ls_samples else None, "s"),
+        ],
+        [
+            "modules imported by --help / work-pool ls",
+            f"{help_mods if help_mods is not None else 'n/a'} / "
+            f"{ls_mods if ls_mods is not None else 'n/a'}",
+        ],
         [f"imports of {forbidden}", import_cell],
         ["server start to healthy", fmt(figures.server_start_s, "s")],
         ["idle server RSS (tree)", fmt(figures.idle_rss_mib, "MiB")],
-        [f"{args.runs} runs, limit {WORKER_LIMIT}: create -> all COMPLETED",
-         figures.workload.short() if figures.workload else "n/a"],
-        [f"scheduled -> RUNNING, {SCHEDULED_RUNS} runs (median)",
-         fmt(sched["median_s"] if sched else None, "s")],
-        [f"scheduled -> RUNNING, {SCHEDULED_RUNS} runs (max)",
-         fmt(sched["max_s"] if sched else None, "s")],
+        [
+            f"{args.runs} runs, limit {WORKER_LIMIT}: create -> all COMPLETED",
+            figures.workload.short() if figures.workload else "n/a",
+        ],
+        [
+            f"scheduled -> RUNNING, {SCHEDULED_RUNS} runs (median)",
+            fmt(sched["median_s"] if sched else None, "s"),
+        ],
+        [
+            f"scheduled -> RUNNING, {SCHEDULED_RUNS} runs (max)",
+            fmt(sched["max_s"] if sched else None, "s"),
+        ],
     ]
     print()
     table = print_table(["metric", f"push-pools {version}"], rows)

@@ -68,7 +68,10 @@ def _pip(venv: Path, args: list[str], logfile: Path) -> tuple[int, str]:
     try:
         res = subprocess.run(
             [str(venv / "bin" / "python"), "-m", "pip", *args],
-            env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
             timeout=PIP_TIMEOUT,
         )
     except subprocess.TimeoutExpired:
@@ -81,8 +84,9 @@ def _pip(venv: Path, args: list[str], logfile: Path) -> tuple[int, str]:
 
 def _unsatisfiable(pip_output: str) -> list[str]:
     """Names of requirements no served release satisfies (a pin newer than the index)."""
-    return sorted(set(re.findall(r"No matching distribution found for ([A-Za-z0-9][\w.-]*)",
-                                 pip_output)))
+    return sorted(
+        set(re.findall(r"No matching distribution found for ([A-Za-z0-9][\w.-]*)", pip_output))
+    )
 
 
 def _norm(name: str) -> str:
@@ -92,8 +96,11 @@ def _norm(name: str) -> str:
 def _wheel_requirements(venv: Path, version: str, logfile: Path) -> list[str]:
     """Requires-Dist of the prefect wheel, without extras, read from the wheel itself."""
     with tempfile.TemporaryDirectory(prefix="prefect-wheel-") as d:
-        rc, out = _pip(venv, ["download", "--no-deps", "--only-binary=:all:", "-d", d,
-                              f"prefect=={version}"], logfile)
+        rc, out = _pip(
+            venv,
+            ["download", "--no-deps", "--only-binary=:all:", "-d", d, f"prefect=={version}"],
+            logfile,
+        )
         wheels = list(Path(d).glob("*.whl"))
         if rc != 0 or not wheels:
             raise BenchError(f"could not download the prefect {version} wheel:\n{out[-1500:]}")
@@ -147,9 +154,13 @@ def _installed_version(venv: Path) -> str | None:
     if not (py.exists() and (venv / "bin" / "prefect").exists()):
         return None
     try:
-        res = subprocess.run([str(py), "-c", "import prefect; print(prefect.__version__)"],
-                             capture_output=True, text=True, timeout=120,
-                             env=clean_env({}, venv / "bin"))
+        res = subprocess.run(
+            [str(py), "-c", "import prefect; print(prefect.__version__)"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=clean_env({}, venv / "bin"),
+        )
     except subprocess.TimeoutExpired:
         return None
     return res.stdout.strip() if res.returncode == 0 else None
@@ -172,8 +183,9 @@ def ensure_prefect(venv: Path, pinned: str | None, strict: bool, reinstall: bool
     if have and (pinned is None or have == pinned):
         info = json.loads(marker.read_text()) if marker.exists() else {}
         log(f"reusing Prefect {have} in {venv}")
-        return PrefectInstall(venv, have, info.get("method", "pre-existing"),
-                              info.get("pip_check", ""))
+        return PrefectInstall(
+            venv, have, info.get("method", "pre-existing"), info.get("pip_check", "")
+        )
     if venv.exists():
         if not (venv / "pyvenv.cfg").exists():
             raise BenchError(f"{venv} exists and is not a virtual env; refusing to replace it")
@@ -181,8 +193,12 @@ def ensure_prefect(venv: Path, pinned: str | None, strict: bool, reinstall: bool
     venv.parent.mkdir(parents=True, exist_ok=True)
     log(f"creating {venv} (pip log: {venv.parent / 'prefect-install.log'})")
     # The running interpreter may be the project's venv python; venv then uses its base python.
-    run_cli([sys.executable, "-m", "venv", str(venv)], clean_env({}, Path(sys.executable).parent),
-            venv.parent, timeout=300)
+    run_cli(
+        [sys.executable, "-m", "venv", str(venv)],
+        clean_env({}, Path(sys.executable).parent),
+        venv.parent,
+        timeout=300,
+    )
     logfile = venv.parent / "prefect-install.log"
     logfile.write_text("")
     candidates = [pinned] if pinned else _candidate_versions(venv, logfile)
@@ -192,9 +208,14 @@ def ensure_prefect(venv: Path, pinned: str | None, strict: bool, reinstall: bool
         method: str | None = "pip" if rc == 0 else None
         too_new = _unsatisfiable(out) if rc != 0 else []
         if rc != 0:
-            log(f"  prefect {version} does not resolve here"
-                + (f" (needs a newer {', '.join(too_new)} than the index serves)" if too_new
-                   else ""))
+            log(
+                f"  prefect {version} does not resolve here"
+                + (
+                    f" (needs a newer {', '.join(too_new)} than the index serves)"
+                    if too_new
+                    else ""
+                )
+            )
         if method is None and too_new and not strict:
             log("  retrying with those pins dropped (see README: Prefect install)")
             method = _install_relaxed(venv, version, too_new, logfile)
@@ -205,8 +226,9 @@ def ensure_prefect(venv: Path, pinned: str | None, strict: bool, reinstall: bool
             log(f"  prefect {version} installed but does not import; trying an older one")
             continue
         _, check = _pip(venv, ["check"], logfile)
-        marker.write_text(json.dumps({"version": version, "method": method,
-                                      "pip_check": check.strip()}, indent=2))
+        marker.write_text(
+            json.dumps({"version": version, "method": method, "pip_check": check.strip()}, indent=2)
+        )
         return PrefectInstall(venv, version, method, check.strip())
     raise BenchError(f"no Prefect 3 release installed out of {candidates}; see {logfile}")
 
@@ -272,8 +294,9 @@ class Prefect:
         return f"{self.api}/health"
 
     def create_pool(self) -> None:
-        run_cli([self.cli, "work-pool", "create", self.pool, "--type", "process"],
-                self.env, self.home)
+        run_cli(
+            [self.cli, "work-pool", "create", self.pool, "--type", "process"], self.env, self.home
+        )
 
     def worker_argv(self, limit: int) -> list[str]:
         return [self.cli, "worker", "start", "--pool", self.pool, "--limit", str(limit)]
@@ -283,8 +306,18 @@ class Prefect:
         flow_dir.mkdir(exist_ok=True)
         (flow_dir / "flow.py").write_text(FLOW_SOURCE_PREFECT)
         (self.home / "deploy.py").write_text(DEPLOY_SCRIPT)
-        run_cli([str(self.venv / "bin" / "python"), str(self.home / "deploy.py"), str(flow_dir),
-                 self.deployment_name, self.pool], self.env, flow_dir, timeout=300)
+        run_cli(
+            [
+                str(self.venv / "bin" / "python"),
+                str(self.home / "deploy.py"),
+                str(flow_dir),
+                self.deployment_name,
+                self.pool,
+            ],
+            self.env,
+            flow_dir,
+            timeout=300,
+        )
         url = f"{self.api}/deployments/name/{self.flow_name}/{self.deployment_name}"
         return str(expect_json(client.get(url), "id", url)["id"])
 
@@ -313,8 +346,10 @@ def measure(system: Any, runs: int, workload_timeout: float, health_timeout: flo
         figures.help_samples = cold_times(system.help_argv(), system.env, system.home)
         log(f"{system.label}: server start")
         stack.start_server(figures, health_timeout)
-        log(f"{system.label}: healthy after {figures.server_start_s:.2f} s, "
-            f"RSS {figures.idle_rss_mib:.1f} MiB; pool, worker, deployment")
+        log(
+            f"{system.label}: healthy after {figures.server_start_s:.2f} s, "
+            f"RSS {figures.idle_rss_mib:.1f} MiB; pool, worker, deployment"
+        )
         system.create_pool()
         stack.start_worker(WORKER_LIMIT)
         t_worker = time.monotonic()
@@ -354,19 +389,27 @@ def main() -> int:
     ap.add_argument("--skip-prefect", action="store_true", help="measure push-pools only")
     ap.add_argument("--prefect-venv", type=Path, default=DEFAULT_VENV)
     ap.add_argument("--prefect-version", help="install exactly this version (default: newest)")
-    ap.add_argument("--prefect-strict", action="store_true",
-                    help="never drop an unsatisfiable pin; fall back to an older release instead")
+    ap.add_argument(
+        "--prefect-strict",
+        action="store_true",
+        help="never drop an unsatisfiable pin; fall back to an older release instead",
+    )
     ap.add_argument("--reinstall", action="store_true", help="recreate the Prefect venv")
-    ap.add_argument("--bin-dir", type=Path, default=None,
-                    help="venv bin/ with push-pools (default: this python's, else the project's)")
+    ap.add_argument(
+        "--bin-dir",
+        type=Path,
+        default=None,
+        help="venv bin/ with push-pools (default: this python's, else the project's)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep temp homes (logs) for debugging")
     args = ap.parse_args()
 
     with signals_as_interrupt():
         install: PrefectInstall | None = None
         if not args.skip_prefect:
-            install = ensure_prefect(args.prefect_venv, args.prefect_version,
-                                     args.prefect_strict, args.reinstall)
+            install = ensure_prefect(
+                args.prefect_venv, args.prefect_version, args.prefect_strict, args.reinstall
+            )
             log(f"measuring Prefect {install.version} ({install.method})")
 
         # One side at a time, each torn down before the next starts: they share 2 cores.
@@ -377,20 +420,46 @@ def main() -> int:
         theirs: StackFigures | None = None
         if install is not None:
             with temp_home("prefect-bench-", args.keep) as home:
-                theirs = measure(Prefect(home, free_port(), install.venv), args.runs, 300.0,
-                                 180.0)
+                theirs = measure(Prefect(home, free_port(), install.venv), args.runs, 300.0, 180.0)
 
     wl = f"{args.runs} runs, limit {WORKER_LIMIT}"
     metrics = [
-        ("help_cold_s", "--help, cold process (median of 5)", "s",
-         ours.help_median, theirs.help_median if theirs else None, "faster", "slower"),
-        ("server_start_s", "server start to healthy", "s",
-         ours.server_start_s, theirs.server_start_s if theirs else None, "faster", "slower"),
-        ("idle_rss_mib", "idle server RSS (tree)", "MiB",
-         ours.idle_rss_mib, theirs.idle_rss_mib if theirs else None, "smaller", "larger"),
-        ("workload_s", f"{wl}: create -> all COMPLETED", "s",
-         ours.workload.seconds if ours.workload else None,
-         theirs.workload.seconds if theirs and theirs.workload else None, "faster", "slower"),
+        (
+            "help_cold_s",
+            "--help, cold process (median of 5)",
+            "s",
+            ours.help_median,
+            theirs.help_median if theirs else None,
+            "faster",
+            "slower",
+        ),
+        (
+            "server_start_s",
+            "server start to healthy",
+            "s",
+            ours.server_start_s,
+            theirs.server_start_s if theirs else None,
+            "faster",
+            "slower",
+        ),
+        (
+            "idle_rss_mib",
+            "idle server RSS (tree)",
+            "MiB",
+            ours.idle_rss_mib,
+            theirs.idle_rss_mib if theirs else None,
+            "smaller",
+            "larger",
+        ),
+        (
+            "workload_s",
+            f"{wl}: create -> all COMPLETED",
+            "s",
+            ours.workload.seconds if ours.workload else None,
+            theirs.workload.seconds if theirs and theirs.workload else None,
+            "faster",
+            "slower",
+        ),
     ]
 
     def cell(f: StackFigures | None, key: str, value: float | None, unit: str) -> str:
@@ -425,14 +494,25 @@ def main() -> int:
         "worker_limit": WORKER_LIMIT,
         "push_pools": {"version": ours_version, **ours.to_json()},
         "prefect": (
-            {"version": install.version, "install_method": install.method,
-             "pip_check": install.pip_check, "venv": str(install.venv),
-             "worker_query_seconds": "default", **theirs.to_json()}
-            if theirs is not None and install is not None else None
+            {
+                "version": install.version,
+                "install_method": install.method,
+                "pip_check": install.pip_check,
+                "venv": str(install.venv),
+                "worker_query_seconds": "default",
+                **theirs.to_json(),
+            }
+            if theirs is not None and install is not None
+            else None
         ),
         "metrics": {
-            key: {"label": label, "unit": unit, "push_pools": o, "prefect": t,
-                  "ratio_prefect_over_push_pools": (t / o) if o and t is not None else None}
+            key: {
+                "label": label,
+                "unit": unit,
+                "push_pools": o,
+                "prefect": t,
+                "ratio_prefect_over_push_pools": (t / o) if o and t is not None else None,
+            }
             for key, label, unit, o, t, _, _ in metrics
         },
         "table": table,

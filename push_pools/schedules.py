@@ -210,7 +210,7 @@ def schedule_from_dict(data: Mapping[str, Any]) -> ScheduleSpec:
 
 def _show(value: object) -> str:
     """The offending value, quoted and short enough for an error message."""
-    text = repr(value)
+    text = repr(value.isoformat()) if isinstance(value, datetime) else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -220,10 +220,13 @@ def _strip(value: object) -> object:
 
 def _require_one_kind(cron: object, interval: object) -> None:
     if (cron is None) == (interval is None):
-        both = f"both (cron={_show(cron)}, interval={_show(interval)})"
-        given = "neither" if cron is None else both
+        given = (
+            "neither was given"
+            if cron is None
+            else f"both were given (cron={_show(cron)}, interval={_show(interval)})"
+        )
         raise InvalidInput(
-            f"a schedule needs exactly one of cron or interval, but {given} was given; "
+            f"a schedule needs exactly one of cron or interval, but {given}; "
             "use e.g. cron='0 9 * * *' or interval='15m'"
         )
 
@@ -239,8 +242,9 @@ def _resolve_timezone(name: object) -> ZoneInfo:
         pass
     # Only on the error path: scanning the tz database is slow but catches case typos.
     matches = [key for key in available_timezones() if key.lower() == name.strip().lower()]
-    suggestion = f"; did you mean {matches[0]!r}?" if matches else ""
-    raise InvalidInput(f"unknown timezone {_show(name)}{suggestion}; {_TZ_HINT}")
+    if matches:
+        raise InvalidInput(f"unknown timezone {_show(name)}; did you mean {matches[0]!r}?")
+    raise InvalidInput(f"unknown timezone {_show(name)}; {_TZ_HINT}")
 
 
 def _cron_error(cron: str, why: str) -> InvalidInput:
@@ -319,7 +323,11 @@ def _parse_interval(value: object) -> float:
         seconds = _parse_duration_text(value)
     else:
         raise InvalidInput(f"invalid interval {_show(value)}: not a number; {_INTERVAL_HINT}")
-    if not math.isfinite(seconds) or seconds <= 0:
+    if not math.isfinite(seconds):
+        raise InvalidInput(
+            f"invalid interval {_show(value)}: not a finite number; {_INTERVAL_HINT}"
+        )
+    if seconds <= 0:
         raise InvalidInput(
             f"invalid interval {_show(value)}: it must be greater than zero; {_INTERVAL_HINT}"
         )
@@ -335,6 +343,14 @@ def _parse_interval(value: object) -> float:
 
 def _parse_duration_text(value: str) -> float:
     text = value.strip()
+    sign = 1.0
+    if text.startswith("-"):
+        # Parse the magnitude so the caller reports "must be greater than zero", not "garbage".
+        sign, text = -1.0, text[1:].lstrip()
+    return sign * _parse_unsigned_duration(text, value)
+
+
+def _parse_unsigned_duration(text: str, value: str) -> float:
     if _PLAIN_NUMBER.match(text):
         return float(text)
     parts = _DURATION_PART.findall(text)

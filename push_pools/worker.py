@@ -78,6 +78,7 @@ class Worker:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> Worker:
+        self.executor.prepare()
         for target, label in ((self._claim_loop, "claim"), (self._watch_loop, "watch")):
             thread = threading.Thread(target=target, name=f"worker-{label}", daemon=True)
             thread.start()
@@ -93,6 +94,7 @@ class Worker:
                 self.executor.cancel(active.infrastructure_id, grace_seconds=5)
         for thread in self._threads:
             thread.join(timeout)
+        self.executor.close()
 
     def active_runs(self) -> list[ActiveRun]:
         with self._lock:

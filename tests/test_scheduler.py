@@ -27,7 +27,7 @@ from push_pools.store import deployments as deployment_store
 from push_pools.store import pools as pool_store
 from push_pools.store import runs as run_store
 from push_pools.store.db import Store
-from push_pools.store.tables import DeploymentSchedule, FlowRun, FlowRunState
+from push_pools.store.tables import DeploymentSchedule, FlowRun, FlowRunState, WorkPool
 
 pytestmark = pytest.mark.store
 
@@ -68,9 +68,7 @@ def make_deployment(
     )
     with store.session() as session:
         if pool is not None and not session.scalar(
-            select(func.count()).select_from(pool_store.WorkPool).where(
-                pool_store.WorkPool.name == pool
-            )
+            select(func.count()).select_from(WorkPool).where(WorkPool.name == pool)
         ):
             pool_store.create_pool(session, WorkPoolCreate(name=pool, type="process"))
         deployment, _ = deployment_store.upsert_deployment(session, body)
@@ -242,9 +240,7 @@ def test_interval_schedule_fires_on_its_anchor_grid(store: Store) -> None:
         store, [{"interval": "15m", "anchor_date": "2030-01-07T00:07:00+00:00"}]
     )
     schedule_due_runs(store, now=utc(2030, 1, 7, 12, 0))
-    assert times_of(store, deployment_id) == every(
-        utc(2030, 1, 7, 12, 7), timedelta(minutes=15), 4
-    )
+    assert times_of(store, deployment_id) == every(utc(2030, 1, 7, 12, 7), timedelta(minutes=15), 4)
 
 
 def test_each_schedule_of_a_deployment_creates_runs_and_an_inactive_one_none(
@@ -498,22 +494,76 @@ def test_overdue_runs_become_late_and_are_still_claimed(store: Store) -> None:
 
 
 def test_late_run_is_started_by_a_polling_worker_through_the_api(
-    client: Client, server: Any
+    client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from push_pools.api import app as api_app
+
+    monkeypatch.setattr(api_app, "SCHEDULER_INTERVAL_SECONDS", 0.2)
     client.create_work_pool({"name": "pool", "type": "process"})
-    deployment = client.upsert_deployment(
-        {"name": "prod", "flow_name": FLOW, "entrypoint": "flows.py:report",
-         "work_pool_name": "pool"}
+    deployment = client.upsert_deployment(  # also wakes the scheduler loop
+        {
+            "name": "prod",
+            "flow_name": FLOW,
+            "entrypoint": "flows.py:report",
+            "work_pool_name": "pool",
+        }
     )
     past = datetime.now(UTC) - timedelta(minutes=3)
     run = client.create_run(deployment["id"], {"scheduled_time": past.isoformat()})
-    schedule_due_runs(server.store)  # the server's own tick may already have done this
-    assert client.get_run(run["id"])["state"] == "LATE"
+    wait_until(lambda: client.get_run(run["id"])["state"] == "LATE", what="the run to be Late")
     assert [s["type"] for s in client.run_states(run["id"])] == ["SCHEDULED", "LATE"]
 
     response = client.poll("pool", {"worker_name": "w1", "limit": 5}, timeout=30)
     assert [c["flow_run"]["id"] for c in response["runs"]] == [run["id"]]
     assert client.get_run(run["id"])["state"] == "PENDING"
+    assert client.get_run(run["id"])["worker_name"] == "w1"
+
+
+@pytest.mark.xfail(
+    ON_POSTGRES,
+    reason="mark_late_runs reads overdue runs without a lock and updates them by id, so a run a "
+    "worker claimed in between is overwritten to LATE and handed out a second time",
+    strict=True,
+)
+def test_a_run_claimed_while_the_tick_marks_it_late_is_not_claimed_twice(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployment_id = make_deployment(store, [{"cron": "*/5 * * * *"}])
+    schedule_due_runs(store, now=utc(2030, 1, 7, 12, 2, 30))
+    now = utc(2030, 1, 7, 12, 6)  # the 12:05 run is overdue
+    real_record_state = run_store.record_state
+    claimed_by_w1: list[str] = []
+    w1_done = threading.Event()
+
+    def worker_w1_claims() -> None:
+        with store.session() as session:
+            pool = pool_store.get_pool(session, "pool")
+            runs = run_store.claim_runs(session, pool, claimer="w1", limit=10, now=now).runs
+            claimed_by_w1.extend(r.id for r in runs)
+        w1_done.set()
+
+    def record_state(session: Any, run: FlowRun, state: Any, *args: Any, **kw: Any) -> None:
+        if state == "LATE" and not w1_done.is_set() and not claimed_by_w1:
+            # The tick has picked the overdue run; a worker polls right now. (SQLite makes the
+            # worker wait for the tick's write lock, so there this wait times out.)
+            threading.Thread(target=worker_w1_claims, daemon=True).start()
+            w1_done.wait(2)
+        real_record_state(session, run, state, *args, **kw)
+
+    monkeypatch.setattr(run_store, "record_state", record_state)
+    schedule_due_runs(store, now=now)
+    assert w1_done.wait(30)
+    monkeypatch.setattr(run_store, "record_state", real_record_state)
+
+    due = next(r for r in runs_of(store, deployment_id) if r.scheduled_time.minute == 5)
+    assert claimed_by_w1 == [due.id]
+    with store.session() as session:
+        pool = pool_store.get_pool(session, "pool")
+        second = run_store.claim_runs(session, pool, claimer="w2", limit=10, now=now).runs
+        taken_by_w2 = [r.id for r in second]
+    assert taken_by_w2 == [], "a run already claimed by w1 was handed to w2 as well"
+    assert runs_of(store, deployment_id)[0].state_type == "PENDING"
+    assert history(store, due.id).count("PENDING") == 1
 
 
 # --- invalid schedules are refused, nothing is created -----------------------------------------

@@ -16,13 +16,38 @@ from typing import Any, TextIO
 
 from push_pools.errors import InvalidInput
 from push_pools.executors.base import InfrastructureState, InfrastructureStatus, Submission
+from push_pools.executors.forkserver import ForkServerClient
 
 TAIL_LINES = 50
 
 
+class _Forked:
+    """A child of the fork server, with the part of Popen's interface the executor uses."""
+
+    def __init__(self, server: ForkServerClient, pid: int, stdout: TextIO) -> None:
+        self._server = server
+        self.pid = pid
+        self.stdout = stdout
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self._server.poll(self.pid)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            code = self._server.wait(self.pid, timeout)
+            if code is None:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0)
+            self.returncode = code
+            self._server.forget(self.pid)
+        return self.returncode
+
+
 @dataclass
 class _Process:
-    popen: subprocess.Popen[str]
+    popen: subprocess.Popen[str] | _Forked
     run_name: str
     temp_dir: str | None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
@@ -32,10 +57,32 @@ class _Process:
 class ProcessExecutor:
     """Subprocesses of the worker, each in its own process group so a cancel stops its children."""
 
-    def __init__(self, output: TextIO | None = None) -> None:
+    def __init__(self, output: TextIO | None = None, *, use_fork_server: bool = True) -> None:
         self._processes: dict[str, _Process] = {}
         self._lock = threading.Lock()
         self._output = output or sys.stdout
+        self._use_fork_server = use_fork_server and hasattr(os, "fork")
+        self._fork_server: ForkServerClient | None = None
+
+    def prepare(self) -> None:
+        """Start the fork server now, so the first run does not wait for its imports."""
+        if self._use_fork_server and self._fork_server is None:
+            self._fork_server = ForkServerClient()
+
+    def close(self) -> None:
+        if self._fork_server is not None:
+            self._fork_server.close()
+            self._fork_server = None
+
+    def _can_fork(self, config: dict[str, Any]) -> bool:
+        # A custom command, or PYTHON* variables that only a new interpreter would honour,
+        # need a real exec.
+        env = config.get("env") or {}
+        return (
+            self._use_fork_server
+            and not config.get("command")
+            and not any(str(k).startswith("PYTHON") for k in env)
+        )
 
     def command_for(self, config: dict[str, Any]) -> list[str]:
         command = config.get("command")
@@ -56,17 +103,21 @@ class ProcessExecutor:
         if not working_dir:
             prefix = f"push-pools-{submission.flow_run_id[:8]}-"
             working_dir = temp_dir = tempfile.mkdtemp(prefix=prefix)
-        popen = subprocess.Popen(
-            self.command_for(config),
-            cwd=working_dir,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            bufsize=1,
-            start_new_session=True,
-        )
+        popen: subprocess.Popen[str] | _Forked
+        if self._can_fork(config):
+            popen = self._fork(env, working_dir)
+        else:
+            popen = subprocess.Popen(
+                self.command_for(config),
+                cwd=working_dir,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                bufsize=1,
+                start_new_session=True,
+            )
         infrastructure_id = f"pid:{popen.pid}"
         process = _Process(popen=popen, run_name=submission.flow_run_name, temp_dir=temp_dir)
         stream = config.get("stream_output", True) is not False
@@ -77,6 +128,16 @@ class ProcessExecutor:
         with self._lock:
             self._processes[infrastructure_id] = process
         return infrastructure_id
+
+    def _fork(self, env: dict[str, str], working_dir: str) -> _Forked:
+        self.prepare()
+        assert self._fork_server is not None  # invariant: prepare() started it
+        read_fd, write_fd = os.pipe()
+        try:
+            pid = self._fork_server.spawn(env, working_dir, write_fd)
+        finally:
+            os.close(write_fd)
+        return _Forked(self._fork_server, pid, os.fdopen(read_fd, "r", errors="replace"))
 
     def _read_output(self, process: _Process, stream: bool) -> None:
         assert process.popen.stdout is not None  # invariant: started with stdout=PIPE
@@ -96,6 +157,8 @@ class ProcessExecutor:
             return None
         if process.reader is not None:
             process.reader.join(5)
+        if process.popen.stdout is not None:
+            process.popen.stdout.close()
         return code
 
     def status(self, infrastructure_ids: list[str]) -> dict[str, InfrastructureStatus]:
