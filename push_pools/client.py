@@ -37,13 +37,21 @@ def _seg(value: str) -> str:
 
 class Client:
     def __init__(
-        self, api_url: str | None = None, api_key: str | None = None, timeout: float = 30.0
+        self,
+        api_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        *,
+        retry_unreachable_seconds: float = 0.0,
     ) -> None:
+        """`retry_unreachable_seconds`: keep retrying (with backoff) while the server cannot be
+        reached, e.g. while it restarts; the engine uses it so a run survives a server restart."""
         import httpx  # imported here so that `push-pools --help` does not pay for it
 
         self.api_url = (api_url or settings.api_url()).rstrip("/")
         key = api_key if api_key is not None else settings.api_key()
         headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.retry_unreachable_seconds = retry_unreachable_seconds
         self._http = httpx.Client(base_url=self.api_url, headers=headers, timeout=timeout)
 
     def close(self) -> None:
@@ -58,21 +66,36 @@ class Client:
     # --- plumbing ------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import time
+
         import httpx
 
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ServerUnreachable(
-                f"cannot reach the push-pools API at {self.api_url} ({type(exc).__name__}). "
-                "Start it with `push-pools server start`, or set PUSH_POOLS_API_URL to "
-                "the server's address."
-            ) from exc
+        deadline = time.monotonic() + self.retry_unreachable_seconds
+        delay = 0.1
+        while True:
+            try:
+                response = self._http.request(method, path, **kwargs)
+                break
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                if time.monotonic() + delay < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                raise self._unreachable(exc) from exc
+            except httpx.TransportError as exc:
+                raise self._unreachable(exc) from exc
         if response.status_code >= 400:
             raise _error_from_response(response, self.api_url)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
+
+    def _unreachable(self, exc: Exception) -> ServerUnreachable:
+        return ServerUnreachable(
+            f"cannot reach the push-pools API at {self.api_url} ({type(exc).__name__}). "
+            "Start it with `push-pools server start`, or set PUSH_POOLS_API_URL to "
+            "the server's address."
+        )
 
     # --- server ------------------------------------------------------------------------------
 
@@ -132,6 +155,10 @@ class Client:
 
     def upsert_deployment(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", "/deployments", json=body)
+
+    def validate_deployment(self, body: dict[str, Any]) -> dict[str, Any]:
+        """What upsert_deployment would answer, without saving anything."""
+        return self.request("POST", "/deployments", json=body, params={"dry_run": "true"})
 
     def list_deployments(self) -> list[dict[str, Any]]:
         return self.request("GET", "/deployments")

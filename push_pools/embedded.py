@@ -25,6 +25,7 @@ class EmbeddedServer:
         *,
         api_key: str | None = None,
         database_url: str | None = None,
+        run_dispatcher: bool = True,
     ) -> None:
         import uvicorn
 
@@ -34,7 +35,9 @@ class EmbeddedServer:
         self.port = port or free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         self.store = Store(database_url)
-        self.app = create_app(self.store, api_key=api_key)
+        self.app = create_app(
+            self.store, api_key=api_key, api_url=self.api_url, run_dispatcher=run_dispatcher
+        )
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",

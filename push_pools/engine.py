@@ -24,6 +24,7 @@ from push_pools.logs import LogShipper, ShippingHandler
 
 RUN_ID_ENV = "PUSH_POOLS_FLOW_RUN_ID"
 INFRASTRUCTURE_ID_ENV = "PUSH_POOLS_INFRASTRUCTURE_ID"
+ENGINE_RETRY_SECONDS = 120.0
 
 
 def jsonable_result(value: Any) -> Any:
@@ -67,58 +68,69 @@ def run(run_id: str, client: Client) -> int:
     # Our own API calls are not the user's logs.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     log = logging.getLogger("push_pools.engine")
-    infrastructure_id = os.environ.get(INFRASTRUCTURE_ID_ENV) or f"pid:{os.getpid()}"
+    final: dict[str, Any] | None = None
     try:
-        try:
-            if not context.get("entrypoint"):
-                raise PushPoolsError("the run has no deployment entrypoint to run")
-            from push_pools.deploy.entrypoints import load_flow
-
-            code_dir = prepare_code(context)
-            flow = load_flow(context["entrypoint"], code_dir)
-            parameters = flow.validate_parameters(flow_run["parameters"])
-        except PushPoolsError as exc:
-            log.error("could not start the flow: %s", exc.message)
-            client.set_state(run_id, {"type": "FAILED", "message": exc.message})
-            return 1
-
-        wait_for_scheduled_time(flow_run["scheduled_time"])
-        decision = client.set_state(
-            run_id, {"type": "RUNNING", "infrastructure_id": infrastructure_id}
-        )
-        if not decision["accepted"]:
-            log.info("not starting: %s", decision["reason"])
-            return 0
-        log.info("running flow %r (run %s)", flow.name, flow_run["name"])
-
-        def on_retry(attempt: int, exc: BaseException) -> None:
-            log.warning(
-                "attempt %d failed (%s: %s); retrying in %gs",
-                attempt,
-                type(exc).__name__,
-                exc,
-                flow.retry_delay_seconds,
-            )
-            client.set_state(
-                run_id,
-                {"type": "RUNNING", "message": f"retry {attempt} of {flow.retries} after: {exc}"},
-            )
-
-        try:
-            result = flow.run_with_policy(parameters, on_retry=on_retry, print_sink=shipper.info)
-        except Exception as exc:
-            log.error("flow failed:\n%s", traceback.format_exc())
-            client.set_state(run_id, {"type": "FAILED", "message": f"{type(exc).__name__}: {exc}"})
-            return 1
-        client.set_state(
-            run_id,
-            {"type": "COMPLETED", "result": jsonable_result(result), "message": "flow completed"},
-        )
-        log.info("flow completed")
-        return 0
+        final = _execute(run_id, client, context, flow_run, shipper, log)
     finally:
         logging.getLogger().removeHandler(handler)
+        # Every log line is shipped before the final state, so whoever sees the run finished
+        # also sees all of its logs.
         shipper.close()
+    if final is None:
+        return 0
+    client.set_state(run_id, final)
+    return 0 if final["type"] == "COMPLETED" else 1
+
+
+def _execute(
+    run_id: str,
+    client: Client,
+    context: dict[str, Any],
+    flow_run: dict[str, Any],
+    shipper: LogShipper,
+    log: logging.Logger,
+) -> dict[str, Any] | None:
+    """Run the flow; return the final state to report (None: the run must not start)."""
+    infrastructure_id = os.environ.get(INFRASTRUCTURE_ID_ENV) or f"pid:{os.getpid()}"
+    try:
+        if not context.get("entrypoint"):
+            raise PushPoolsError("the run has no deployment entrypoint to run")
+        from push_pools.deploy.entrypoints import load_flow
+
+        code_dir = prepare_code(context)
+        flow = load_flow(context["entrypoint"], code_dir)
+        parameters = flow.validate_parameters(flow_run["parameters"])
+    except PushPoolsError as exc:
+        log.error("could not start the flow: %s", exc.message)
+        return {"type": "FAILED", "message": exc.message}
+
+    wait_for_scheduled_time(flow_run["scheduled_time"])
+    decision = client.set_state(run_id, {"type": "RUNNING", "infrastructure_id": infrastructure_id})
+    if not decision["accepted"]:
+        log.info("not starting: %s", decision["reason"])
+        return None
+    log.info("running flow %r (run %s)", flow.name, flow_run["name"])
+
+    def on_retry(attempt: int, exc: BaseException) -> None:
+        log.warning(
+            "attempt %d failed (%s: %s); retrying in %gs",
+            attempt,
+            type(exc).__name__,
+            exc,
+            flow.retry_delay_seconds,
+        )
+        client.set_state(
+            run_id,
+            {"type": "RUNNING", "message": f"retry {attempt} of {flow.retries} after: {exc}"},
+        )
+
+    try:
+        result = flow.run_with_policy(parameters, on_retry=on_retry, print_sink=shipper.info)
+    except Exception as exc:
+        log.error("flow failed:\n%s", traceback.format_exc())
+        return {"type": "FAILED", "message": f"{type(exc).__name__}: {exc}"}
+    log.info("flow completed")
+    return {"type": "COMPLETED", "result": jsonable_result(result), "message": "flow completed"}
 
 
 def main() -> int:
@@ -127,7 +139,8 @@ def main() -> int:
         print(f"push-pools engine: {RUN_ID_ENV} is not set; nothing to run", file=sys.stderr)
         return 2
     try:
-        with Client() as client:
+        # A server restart must not kill the runs it already started.
+        with Client(retry_unreachable_seconds=ENGINE_RETRY_SECONDS) as client:
             return run(run_id, client)
     except PushPoolsError as exc:
         print(f"push-pools engine: {exc.message}", file=sys.stderr)

@@ -122,6 +122,7 @@ class DeploymentCreate(Strict):
     schedules: list[ScheduleIn] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     paused: bool = False
+    concurrency_limit: int | None = Field(default=None, ge=0, le=1_000_000)
 
 
 class DeploymentUpdate(Strict):
@@ -131,6 +132,8 @@ class DeploymentUpdate(Strict):
     job_variables: dict[str, Any] | None = None
     schedules: list[ScheduleIn] | None = None
     tags: list[str] | None = None
+    concurrency_limit: int | None = Field(default=None, ge=0, le=1_000_000)
+    clear_concurrency_limit: bool = False
 
 
 class DeploymentOut(BaseModel):
@@ -150,6 +153,7 @@ class DeploymentOut(BaseModel):
     schedules: list[ScheduleOut]
     tags: list[str]
     paused: bool
+    concurrency_limit: int | None
     status: str
     created: datetime
     updated: datetime

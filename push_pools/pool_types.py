@@ -41,7 +41,24 @@ def register(pool_type: PoolType) -> None:
     _REGISTRY[pool_type.name] = pool_type
 
 
+# Modules that register more built-in types when first imported (each stdlib-only). Loaded on
+# first lookup, not at import, so a type's template code costs nothing until a type is asked for.
+_BUILTIN_MODULES: tuple[str, ...] = ()
+_builtins_loaded = False
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        import importlib
+
+        for module in _BUILTIN_MODULES:
+            importlib.import_module(module)
+        _builtins_loaded = True
+
+
 def get(name: str) -> PoolType:
+    _load_builtins()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -51,6 +68,7 @@ def get(name: str) -> PoolType:
 
 
 def names() -> list[str]:
+    _load_builtins()
     return sorted(_REGISTRY)
 
 

@@ -248,6 +248,22 @@ def test_project_file_unknown_key(project: Path, cli) -> None:
     assert deployments(cli) == {}
 
 
+def test_project_file_with_one_invalid_entry_deploys_none(project: Path, cli) -> None:
+    (project / "push-pools.yaml").write_text(
+        "deployments:\n"
+        "  - name: one\n"
+        "    entrypoint: flows.py:greet\n"
+        "    work_pool: {name: pool}\n"
+        "  - name: two\n"
+        "    entrypoint: flows.py:greet\n"
+        "    work_pool: {name: pool}\n"
+        "    schedules: [{cron: '61 * * * *'}]\n"
+    )
+    result = cli("deploy", "--all", "--no-prompt")
+    assert_clean_error(result, "61 * * * *")
+    assert deployments(cli) == {}
+
+
 # --- bad input: one clear line, non-zero exit, nothing created -----------------------------------
 
 
@@ -349,11 +365,6 @@ def test_invalid_input_leaves_an_existing_deployment_alone(project: Path, cli) -
 # --- running -------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="push_pools/cli/main.py run() drops the exit code app() returns in non-standalone "
-    "mode, so `raise typer.Exit(1)` after a FAILED run exits 0",
-    strict=True,
-)
 def test_run_watch_exits_non_zero_when_the_run_fails(project: Path, cli, worker_factory) -> None:
     assert cli("deploy", "flows.py:boom", "-n", "x", "-p", "pool", "--no-prompt").exit_code == 0
     worker_factory("pool")

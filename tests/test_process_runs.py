@@ -30,6 +30,10 @@ def make_pool(client, name: str = "pool", **extra: Any) -> dict[str, Any]:
     return client.create_work_pool({"name": name, "type": "process", **extra})
 
 
+def ts(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
 def state_types(client, run_id: str) -> list[str]:
     return [s["type"] for s in client.run_states(run_id)]
 
@@ -75,6 +79,20 @@ def add_flows(directory: Path, source: str) -> None:
         handle.write("\n\n" + source)
 
 
+# Prints over about a second and a half and stays a moment after its last line: a run that
+# watchers can catch while it runs, and whose lines are all shipped before it ends.
+CHATTY = (
+    "@flow(log_prints=True)\n"
+    "def chatty(name: str = 'you') -> str:\n"
+    "    for i in range(4):\n"
+    "        print(f'tick {i} for {name}')\n"
+    "        time.sleep(0.25)\n"
+    "    print('last words')\n"
+    "    time.sleep(0.3)\n"
+    "    return 'said'\n"
+)
+
+
 @pytest.fixture
 def start_worker(worker_factory, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
     """In-process workers whose idle long polls are short, so that stopping them is quick.
@@ -114,11 +132,16 @@ def test_run_goes_through_states_and_keeps_result_and_logs(
     assert state_types(client, run["id"]) == ["SCHEDULED", "PENDING", "RUNNING", "COMPLETED"]
     assert done["result"] == "greeted Ada"
     assert done["run_count"] == 1
-    assert done["start_time"] is not None and done["end_time"] >= done["start_time"]
+    assert ts(done["scheduled_time"]) <= ts(done["start_time"]) <= ts(done["end_time"])
     assert done["infrastructure_id"].startswith("pid:")
 
-    messages = [entry["message"] for entry in client.get_logs(run["id"])]
-    assert messages.count("hello Ada") == 2
+    # (Waiting: the last lines may land just after the final state, see the xfail below.)
+    messages = wait_for(
+        lambda: (text := log_text(client, run["id"])).count("hello Ada") == 2 and text,
+        5,
+        "both printed lines in the logs",
+    )
+    assert "running flow 'greet'" in messages
 
     shown = cli("flow-run", "logs", run["id"])
     assert shown.exit_code == 0, shown.stderr
@@ -131,13 +154,16 @@ def test_run_goes_through_states_and_keeps_result_and_logs(
 
 
 def test_cli_deployment_run_watch_and_bad_parameter(client, cli, flow_dir, start_worker) -> None:
+    add_flows(flow_dir, CHATTY)
     make_pool(client)
     deploy(client, flow_dir, "greet", **QUIET)
+    deploy(client, flow_dir, "chatty", **QUIET)
     start_worker("pool")
 
     bad = cli("deployment", "run", "greet/test", "--param", "times=abc", "--watch")
     assert bad.exit_code != 0
     assert "'times'" in bad.stderr
+    assert "integer" in bad.stderr
     assert "Traceback" not in bad.stderr
     listed = cli("flow-run", "ls", "--json")
     assert listed.exit_code == 0, listed.stderr
@@ -145,14 +171,21 @@ def test_cli_deployment_run_watch_and_bad_parameter(client, cli, flow_dir, start
 
     good = cli("deployment", "run", "greet/test", "--param", "name=Ada", "--watch")
     assert good.exit_code == 0, good.stdout + good.stderr
-    runs = client.list_runs()
-    assert len(runs) == 1
-    run = runs[0]
-    assert run["id"] in good.stdout
-    assert "INFO    hello Ada" in good.stdout  # the run's log line, as `flow-run logs` shows it
-    assert "COMPLETED" in good.stdout
+    [run] = client.list_runs()
+    assert run["id"] in good.stdout.splitlines()  # alone on its line, for scripts
+    assert f"{run['name']}: COMPLETED" in good.stdout
     assert run["parameters"] == {"name": "Ada"}
     assert run["state"] == "COMPLETED"
+    assert run["result"] == "greeted Ada"
+    assert "hello Ada" in wait_for(lambda: log_text(client, run["id"]), 5, "the run's logs")
+
+    # The run's log lines are printed while watching (a flow that lives long enough to be
+    # watched: see test_final_state_is_set_only_after_the_logs_are_shipped for quick ones).
+    watched = cli("deployment", "run", "chatty/test", "--param", "name=Ada", "--watch")
+    assert watched.exit_code == 0, watched.stdout + watched.stderr
+    for line in ("INFO    tick 0 for Ada", "INFO    tick 3 for Ada", "INFO    last words"):
+        assert line in watched.stdout
+    assert "RUNNING" in watched.stdout and "COMPLETED" in watched.stdout
 
 
 # --- 3. job variables reach the process --------------------------------------------------------
@@ -237,15 +270,21 @@ def test_invalid_job_variables_are_refused_before_anything_is_created(client, fl
 # --- 5. failing flow ---------------------------------------------------------------------------
 
 
-def test_failing_flow_is_failed_with_message_and_traceback(client, flow_dir, start_worker) -> None:
+def test_failing_flow_is_failed_with_message_and_traceback(
+    client, cli, flow_dir, start_worker
+) -> None:
     make_pool(client)
-    deployment = deploy(client, flow_dir, "boom")
+    deployment = deploy(client, flow_dir, "boom", **QUIET)
     start_worker("pool")
-    run = client.create_run(deployment["id"], {})
-    done = wait_for_state(client, run["id"])
-    assert done["state"] == "FAILED"
-    assert done["state_message"] == "ValueError: kaboom"
-    assert done["result"] is None
+
+    watched = cli("deployment", "run", deployment["full_name"], "--watch")
+    assert watched.exit_code != 0, "deployment run --watch of a failed run must exit non-zero"
+    [run] = client.list_runs()
+    assert run["state"] == "FAILED"
+    assert run["state_message"] == "ValueError: kaboom"
+    assert run["result"] is None
+    assert f"{run['name']}: FAILED" in watched.stdout
+    assert "ValueError: kaboom" in watched.stdout
     assert state_types(client, run["id"]) == ["SCHEDULED", "PENDING", "RUNNING", "FAILED"]
     logs = wait_for(
         lambda: (text := log_text(client, run["id"])) and "Traceback" in text and text,
@@ -254,25 +293,6 @@ def test_failing_flow_is_failed_with_message_and_traceback(client, flow_dir, sta
     )
     assert "raise ValueError('kaboom')" in logs
     assert "ValueError: kaboom" in logs
-
-
-@pytest.mark.xfail(
-    reason="cli/main.py run() ignores the exit code that typer returns for typer.Exit(1) "
-    "in standalone_mode=False, so `deployment run --watch` exits 0 for a failed run",
-    strict=True,
-)
-def test_deployment_run_watch_exits_non_zero_when_the_run_fails(
-    client, cli, flow_dir, start_worker
-) -> None:
-    make_pool(client)
-    deployment = deploy(client, flow_dir, "boom", **QUIET)
-    start_worker("pool")
-    watched = cli("deployment", "run", deployment["full_name"], "--watch")
-    [run] = client.list_runs()
-    assert run["state"] == "FAILED"
-    assert "FAILED" in watched.stdout
-    assert "ValueError: kaboom" in watched.stdout
-    assert watched.exit_code != 0, "deployment run --watch of a failed run must exit non-zero"
 
 
 # --- 6. crashing flow --------------------------------------------------------------------------
@@ -386,6 +406,8 @@ def test_pool_concurrency_limit_is_respected(client, cli, flow_dir, start_worker
         client.create_run(deployment["id"], {"parameters": {"seconds": 0.5}})["id"]
         for _ in range(3)
     ]
+    # Two workers with room for four each: the pool's limit holds across workers.
+    start_worker("pool", limit=4)
     start_worker("pool", limit=4)
 
     most_running = 0
@@ -407,7 +429,7 @@ def test_pool_concurrency_limit_is_respected(client, cli, flow_dir, start_worker
     runs = [client.get_run(run_id) for run_id in run_ids]
     assert all(r["state"] == "COMPLETED" for r in runs)
     # From the recorded times too: each run started after the previous one ended.
-    spans = sorted((r["start_time"], r["end_time"]) for r in runs)
+    spans = sorted((ts(r["start_time"]), ts(r["end_time"])) for r in runs)
     for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
         assert start >= end, spans
 
@@ -425,15 +447,16 @@ def test_higher_priority_queue_runs_first(client, flow_dir, start_worker) -> Non
     high_ids = [client.create_run(high["id"], {})["id"] for _ in range(2)]
 
     start_worker("pool", limit=1)
-    time.sleep(0.3)  # the worker's first poll finds the pool paused and claims nothing
+    # Its first poll has seen the paused pool and claimed nothing.
+    wait_for(lambda: client.get_work_pool("pool")["last_polled"], 10, "the worker's first poll")
     assert all(client.get_run(i)["state"] == "SCHEDULED" for i in low_ids + high_ids)
     client.update_work_pool("pool", {"paused": False})
 
     runs = {r["id"]: r for r in wait_all(client, low_ids + high_ids)}
     assert all(r["state"] == "COMPLETED" for r in runs.values())
     assert {runs[i]["work_queue_name"] for i in high_ids} == {"high"}
-    last_high_start = max(runs[i]["start_time"] for i in high_ids)
-    first_low_start = min(runs[i]["start_time"] for i in low_ids)
+    last_high_start = max(ts(runs[i]["start_time"]) for i in high_ids)
+    first_low_start = min(ts(runs[i]["start_time"]) for i in low_ids)
     assert last_high_start < first_low_start
 
 
@@ -516,16 +539,7 @@ def test_flow_run_ls_inspect_delete(client, cli, flow_dir, start_worker) -> None
 
 
 def test_logs_follow_returns_when_the_run_ends(client, cli, flow_dir, start_worker) -> None:
-    add_flows(
-        flow_dir,
-        "@flow(log_prints=True)\n"
-        "def chatty() -> str:\n"
-        "    for i in range(4):\n"
-        "        print(f'tick {i}')\n"
-        "        time.sleep(0.3)\n"
-        "    print('last words')\n"
-        "    return 'said'\n",
-    )
+    add_flows(flow_dir, CHATTY)
     make_pool(client)
     deployment = deploy(client, flow_dir, "chatty", **QUIET)
     start_worker("pool")
@@ -536,11 +550,54 @@ def test_logs_follow_returns_when_the_run_ends(client, cli, flow_dir, start_work
     followed = cli("flow-run", "logs", run["id"], "--follow")
     assert followed.exit_code == 0, followed.stderr
     assert client.get_run(run["id"])["state"] == "COMPLETED"
-    for line in ("tick 0", "tick 3", "last words"):
-        assert line in followed.stdout
-    # Everything the run logged is in what --follow printed, the engine's last line included.
-    assert "flow completed" in followed.stdout
-    assert len(followed.stdout.strip().splitlines()) == len(client.get_logs(run["id"]))
+    printed = followed.stdout.splitlines()
+    for line in ("tick 0 for you", "tick 3 for you", "last words"):
+        assert sum(p.endswith(f"INFO    {line}") for p in printed) == 1, printed
+    assert printed[0].endswith("running flow 'chatty' (run " + run["name"] + ")")
+
+    # Without --follow the same command prints what is there now and returns at once.
+    again = cli("flow-run", "logs", run["id"])
+    assert again.exit_code == 0
+    assert again.stdout.splitlines()[: len(printed)] == printed
+
+
+@pytest.mark.xfail(
+    reason="engine.py reports the final state before its LogShipper has sent the run's last "
+    "lines (shipper.close() runs in `finally`, after set_state), so `deployment run --watch` "
+    "and `flow-run logs --follow` stop before the last lines arrive; watch_run also reads a "
+    "single page of at most 1000 lines once the run is final",
+    strict=True,
+)
+def test_final_state_is_set_only_after_the_logs_are_shipped(
+    client, cli, flow_dir, start_worker
+) -> None:
+    # A flow that ends with a burst of output: shipped 200 lines per request, it takes the
+    # engine a while to send, and the run must not look finished before it has.
+    add_flows(
+        flow_dir,
+        "@flow(log_prints=True)\n"
+        "def burst() -> None:\n"
+        "    for i in range(5000):\n"
+        "        print(f'line {i}')\n"
+        "    print('last words')\n",
+    )
+    make_pool(client)
+    deployment = deploy(client, flow_dir, "burst", **QUIET)
+    start_worker("pool")
+
+    watched = cli("deployment", "run", deployment["full_name"], "--watch")
+    assert watched.exit_code == 0, watched.stderr
+    [run] = client.list_runs()
+    assert run["state"] == "COMPLETED"
+    assert "INFO    line 0" in watched.stdout
+    # Nothing is lost: the lines do arrive, only after the run already looked finished.
+    wait_for(
+        lambda: client.get_logs(run["id"], limit=10_000)[-1]["message"].endswith("flow completed"),
+        10,
+        "all the run's lines to be stored",
+    )
+    assert len(client.get_logs(run["id"], limit=10_000)) == 5003
+    assert "INFO    last words" in watched.stdout, "--watch returned before the last line"
 
 
 # --- 14. the worker as its own process ---------------------------------------------------------
@@ -624,7 +681,5 @@ def test_flow_retries_and_timeout(client, tmp_path, start_worker) -> None:
     timed_out = wait_for_state(client, slow_run["id"])
     assert timed_out["state"] == "FAILED"
     assert "timeout" in timed_out["state_message"].lower()
-    took = datetime.fromisoformat(timed_out["end_time"]) - datetime.fromisoformat(
-        timed_out["start_time"]
-    )
+    took = ts(timed_out["end_time"]) - ts(timed_out["start_time"])
     assert took < timedelta(seconds=4)  # stopped at the timeout, not after the 5 s sleep

@@ -29,9 +29,18 @@ def _error_code(exc: PushPoolsError) -> str:
 
 
 def create_app(
-    store: Store | None = None, *, api_key: str | None = None, run_scheduler: bool = True
+    store: Store | None = None,
+    *,
+    api_key: str | None = None,
+    run_scheduler: bool = True,
+    run_dispatcher: bool = True,
+    api_url: str | None = None,
 ) -> FastAPI:
-    """The server. `api_key` defaults to PUSH_POOLS_API_KEY; when set, every request needs it."""
+    """The server. `api_key` defaults to PUSH_POOLS_API_KEY; when set, every request needs it.
+
+    `api_url` is the address flow runs of push and managed pools use to reach this server
+    (default PUSH_POOLS_API_URL).
+    """
     store = store or Store()
     store.migrate()
     key = api_key if api_key is not None else settings.api_key()
@@ -41,9 +50,19 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         notifier.bind(asyncio.get_running_loop())
         task = asyncio.create_task(_scheduler_loop(store, notifier)) if run_scheduler else None
+        dispatcher = None
+        if run_dispatcher:
+            from push_pools.dispatch import Dispatcher
+
+            dispatcher = Dispatcher(store, api_url=api_url or settings.api_url(), api_key=key)
+            app.state.dispatcher = dispatcher
+            notifier.add_listener(lambda _keys: dispatcher.wake.set())
+            dispatcher.start()
         try:
             yield
         finally:
+            if dispatcher is not None:
+                await run_in_threadpool(dispatcher.stop)
             if task is not None:
                 task.cancel()
                 try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from push_pools.api.deps import NotifierDep, SessionDep
 from push_pools.models import (
@@ -25,13 +27,24 @@ def run_wake_key(run_pool_id: str | None, deployment_id: str | None) -> str | No
 
 @router.post("/deployments", response_model=DeploymentOut)
 def upsert_deployment(
-    body: DeploymentCreate, session: SessionDep, notifier: NotifierDep, response: Response
+    body: DeploymentCreate,
+    session: SessionDep,
+    notifier: NotifierDep,
+    response: Response,
+    dry_run: Annotated[
+        bool, Query(description="Only validate: answer as if saved, change nothing.")
+    ] = False,
 ) -> DeploymentOut:
     """Create the deployment, or replace the one with the same flow name and name."""
     deployment, created = deployment_store.upsert_deployment(session, body)
+    out = deployment_store.deployment_out(session, deployment)
+    if dry_run:
+        session.rollback()
+        return out
     response.status_code = 201 if created else 200
+    session.commit()
     notifier.notify("scheduler")
-    return deployment_store.deployment_out(session, deployment)
+    return out
 
 
 @router.get("/deployments", response_model=list[DeploymentOut])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 
 
 class WorkNotifier:
@@ -12,6 +13,11 @@ class WorkNotifier:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        # Called in the notifying thread with the keys; for the dispatcher's thread.
+        self._listeners: list[Callable[[list[str]], None]] = []
+
+    def add_listener(self, listener: Callable[[list[str]], None]) -> None:
+        self._listeners.append(listener)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -32,12 +38,15 @@ class WorkNotifier:
 
     def notify(self, *keys: str | None) -> None:
         """Safe to call from request threads: the wake-up runs on the event loop."""
+        live = [k for k in keys if k]
+        if not live:
+            return
+        for listener in self._listeners:
+            listener(live)
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        live = [k for k in keys if k]
-        if live:
-            loop.call_soon_threadsafe(self._wake, live)
+        loop.call_soon_threadsafe(self._wake, live)
 
     def _wake(self, keys: list[str]) -> None:
         for key in keys:

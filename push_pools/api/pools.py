@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from push_pools import pool_types, templates
 from push_pools.api.deps import NotifierDep, SessionDep, StoreDep
 from push_pools.api.notify import WorkNotifier
+from push_pools.errors import InvalidInput
 from push_pools.models import (
     ClaimedRun,
     PollRequest,
@@ -119,6 +120,11 @@ def _claim_for_pool(
 ) -> tuple[PollResponse, float | None]:
     with store.session() as session:
         pool = pool_store.get_pool(session, pool_name)
+        if pool_types.get(pool.type).is_push:
+            raise InvalidInput(
+                f"work pool '{pool.name}' is a {pool.type} pool: the server submits its runs, "
+                "workers cannot poll it"
+            )
         run_store.touch_pool(session, pool, body.queues, body.worker_name)
         for name in body.queues:
             pool_store.get_queue(session, pool, name)  # unknown queue names are an error

@@ -250,9 +250,16 @@ class DeployCommand:
             outputs_by_spec = self.run_build_and_push(prepared)
             from push_pools.deploy.sdk import apply_deployment
 
+            bodies = [
+                self.body(spec, flow, outputs)
+                for (spec, flow), outputs in zip(prepared, outputs_by_spec, strict=True)
+            ]
+            # The server checks every deployment before any is saved: one bad entry in a
+            # project file deploys none of them.
+            for body in bodies:
+                self.client.validate_deployment(body)
             applied = []
-            for (spec, flow), outputs in zip(prepared, outputs_by_spec, strict=True):
-                body = self.body(spec, flow, outputs)
+            for body in bodies:
                 result = apply_deployment(body, self.client)
                 applied.append(result)
                 if not self.as_json:

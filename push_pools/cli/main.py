@@ -40,25 +40,26 @@ def run(argv: list[str] | None = None) -> None:
     from push_pools.errors import PushPoolsError
 
     try:
-        app(args=argv, prog_name="push-pools", standalone_mode=False)
+        code = app(args=argv, prog_name="push-pools", standalone_mode=False)
     except PushPoolsError as exc:
         _print_error(exc.message)
-        sys.exit(1)
-    except typer.Abort:
-        _print_error("aborted")
         sys.exit(1)
     except KeyboardInterrupt:
         _print_error("interrupted")
         sys.exit(130)
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:
+        # Usage errors (unknown command, bad option value) come from the click that typer
+        # bundles; they carry `show()` and `exit_code`, whichever click module raised them.
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
+        if type(exc).__name__ == "Abort":
+            _print_error("aborted")
+            sys.exit(1)
         raise
+    # In non-standalone mode `raise typer.Exit(n)` comes back as the return value.
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 def _print_error(message: str) -> None:

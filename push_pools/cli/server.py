@@ -16,14 +16,18 @@ def start(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Start the API server and its scheduler; the store is PUSH_POOLS_DATABASE_URL or SQLite."""
+    import os
+
     import uvicorn
 
     from push_pools import settings
     from push_pools.api.app import create_app
     from push_pools.cli.output import console
 
-    application = create_app()
     url = f"http://{host}:{port}/api"
+    # Runs the server starts itself (managed and push pools) call it back at this address.
+    reachable = url if host not in ("0.0.0.0", "::") else f"http://127.0.0.1:{port}/api"
+    application = create_app(api_url=os.environ.get("PUSH_POOLS_PUBLIC_API_URL") or reachable)
     console().print(
         f"push-pools server listening on [bold]{url}[/bold]\n"
         f"store: {_describe_store(settings.database_url())}\n"

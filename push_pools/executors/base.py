@@ -23,17 +23,25 @@ class Submission:
 
     flow_run_id: str
     flow_run_name: str
-    # The pool's base job template rendered with the run's job variables.
+    # The pool's base job template rendered with the run's job variables (and, for push pools,
+    # with credentials blocks resolved).
     job_configuration: dict[str, Any]
     # Variables the engine needs (run id, API url, API key); merged over the job's own env.
     engine_env: dict[str, str]
+    # Deterministic name for the infrastructure: `pp-<run id>-<attempt>`. A retried submit with
+    # the same name must adopt what an earlier attempt started, never start a second copy.
+    infrastructure_name: str = ""
+    pool_name: str = ""
+    deployment_id: str | None = None
 
 
 @dataclass(frozen=True)
 class InfrastructureStatus:
     state: InfrastructureState
     exit_code: int | None = None
+    # A short machine word ("exited", "timeout", "memory", "cancelled", ...) and a sentence.
     reason: str | None = None
+    message: str | None = None
     last_lines: list[str] = field(default_factory=list)
 
 

@@ -75,6 +75,7 @@ def deployment_out(session: Session, deployment: Deployment) -> DeploymentOut:
         schedules=[schedule_out(r) for r in rows],
         tags=deployment.tags,
         paused=deployment.paused,
+        concurrency_limit=deployment.concurrency_limit,
         status="PAUSED" if deployment.paused else "READY",
         created=deployment.created,
         updated=deployment.updated,
@@ -173,6 +174,7 @@ def upsert_deployment(session: Session, body: DeploymentCreate) -> tuple[Deploym
     deployment.job_variables = body.job_variables
     deployment.tags = body.tags
     deployment.paused = body.paused
+    deployment.concurrency_limit = body.concurrency_limit
     deployment.updated = utcnow()
     session.flush()
     _replace_schedules(session, deployment, parsed)
@@ -240,6 +242,10 @@ def update_deployment(session: Session, deployment_id: str, body: DeploymentUpda
         deployment.description = body.description
     if body.tags is not None:
         deployment.tags = body.tags
+    if body.clear_concurrency_limit:
+        deployment.concurrency_limit = None
+    elif body.concurrency_limit is not None:
+        deployment.concurrency_limit = body.concurrency_limit
     if body.schedules is not None:
         _replace_schedules(session, deployment, _parse_schedules(body.schedules))
     if body.paused is not None and body.paused != deployment.paused:

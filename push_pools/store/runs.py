@@ -143,11 +143,17 @@ def record_state(
     message: str | None = None,
     details: dict[str, Any] | None = None,
     now: datetime | None = None,
+    name: str | None = None,
 ) -> None:
-    """Move the run to `state` without checks (callers decide), and write the history."""
+    """Move the run to `state` without checks (callers decide), and write the history.
+
+    `name` refines the state for people ("Submitted" is a Pending run whose infrastructure
+    was started).
+    """
     now = now or utcnow()
+    name = name or DISPLAY_NAMES[state]
     run.state_type = state.value
-    run.state_name = DISPLAY_NAMES[state]
+    run.state_name = name
     run.state_message = message
     run.state_timestamp = now
     run.updated = now
@@ -161,7 +167,7 @@ def record_state(
         FlowRunState(
             flow_run_id=run.id,
             type=state.value,
-            name=DISPLAY_NAMES[state],
+            name=name,
             message=message,
             timestamp=now,
             details=details or {},
@@ -328,15 +334,21 @@ def claim_runs(
             queue_room[queue_id] = queue.concurrency_limit - count_active(
                 session, FlowRun.work_queue_id, queue_id
             )
+    deployment_room = _deployment_room(session, candidates)
     claimed: list[FlowRun] = []
     for run in candidates:
         if len(claimed) >= capacity:
             break
         room = queue_room.get(run.work_queue_id or "")
+        if room is not None and room <= 0:
+            continue
+        dep_room = deployment_room.get(run.deployment_id or "")
+        if dep_room is not None and dep_room <= 0:
+            continue
         if room is not None:
-            if room <= 0:
-                continue
             queue_room[run.work_queue_id or ""] = room - 1
+        if dep_room is not None:
+            deployment_room[run.deployment_id or ""] = dep_room - 1
         run.worker_name = claimer
         record_state(
             session,
@@ -355,6 +367,33 @@ def claim_runs(
         )
     )
     return ClaimResult(claimed, next_due)
+
+
+def _deployment_room(session: Session, candidates: list[FlowRun]) -> dict[str, int | None]:
+    """Free slots of each limited deployment among the candidates (None: no limit)."""
+    ids = {r.deployment_id for r in candidates if r.deployment_id}
+    if not ids:
+        return {}
+    limits = dict(
+        session.execute(
+            select(Deployment.id, Deployment.concurrency_limit).where(
+                Deployment.id.in_(ids), Deployment.concurrency_limit.is_not(None)
+            )
+        ).all()
+    )
+    if not limits:
+        return {}
+    active = dict(
+        session.execute(
+            select(FlowRun.deployment_id, func.count())
+            .where(
+                FlowRun.deployment_id.in_(list(limits)),
+                FlowRun.state_type.in_(ACTIVE_VALUES),
+            )
+            .group_by(FlowRun.deployment_id)
+        ).all()
+    )
+    return {dep: limit - active.get(dep, 0) for dep, limit in limits.items()}
 
 
 def cancelling_among(session: Session, run_ids: list[str]) -> list[str]:

@@ -115,6 +115,7 @@ class Deployment(Base):
     job_variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    concurrency_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -137,6 +138,7 @@ class FlowRun(Base):
         UniqueConstraint("deployment_id", "idempotency_key"),
         Index("ix_flow_runs_claim", "work_pool_id", "state_type", "scheduled_time"),
         Index("ix_flow_runs_deployment", "deployment_id", "state_type"),
+        Index("ix_flow_runs_push_watch", "work_pool_id", "infrastructure_released"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
@@ -160,6 +162,8 @@ class FlowRun(Base):
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     worker_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     infrastructure_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Set once a push executor's cleanup ran for the finished run's infrastructure.
+    infrastructure_released: Mapped[bool] = mapped_column(Boolean, default=False)
     run_count: Mapped[int] = mapped_column(Integer, default=0)
     result: Mapped[Any] = mapped_column(JSON, nullable=True)
     created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -1,0 +1,439 @@
+"""The push loop: the server claims due runs of push and managed pools and starts them.
+
+One `Dispatcher` serves every push pool type; a type's executor comes from the pool-type
+registry, so adding an infrastructure never touches this module. Several dispatchers (servers)
+may share one PostgreSQL store: claims use SKIP LOCKED, and infrastructure names derive from the
+run id, so a submit retried by another dispatcher adopts what the first one started.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from push_pools import pool_types, templates
+from push_pools.errors import PushPoolsError
+from push_pools.executors import load_executor
+from push_pools.executors.base import InfrastructureState, InfrastructureStatus, Submission
+from push_pools.states import ACTIVE, FINAL, StateType
+from push_pools.store import runs as run_store
+from push_pools.store.db import Store
+from push_pools.store.tables import Deployment, FlowRun, WorkPool, utcnow
+
+log = logging.getLogger("push_pools.dispatch")
+
+DEFAULT_START_TIMEOUT_SECONDS = 600
+STATUS_BATCH = 100
+# A claimed run with no infrastructure after this long was left by a dispatcher that died
+# between claim and submit; another dispatcher resubmits it (the name makes that safe).
+DEFAULT_LEASE_SECONDS = 30.0
+MAX_CHECK_INTERVAL = 30.0
+ACTIVE_VALUES = [s.value for s in ACTIVE]
+
+
+def default_dispatcher_name() -> str:
+    return f"dispatcher-{socket.gethostname()}-{os.getpid()}"
+
+
+def infrastructure_name(run: FlowRun) -> str:
+    return f"pp-{run.id}-{run.run_count + 1}"
+
+
+@dataclass
+class _Check:
+    """When to look at a submitted run again: often at first, then less and less."""
+
+    due: float
+    interval: float = 0.5
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        api_url: str,
+        api_key: str | None = None,
+        name: str | None = None,
+        batch_size: int = 200,
+        submit_threads: int = 8,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        executor_factory: Callable[[str], Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.api_url = api_url
+        self.api_key = api_key
+        self.name = name or default_dispatcher_name()
+        self.batch_size = batch_size
+        self.lease = timedelta(seconds=lease_seconds)
+        self._executor_factory = executor_factory or (lambda pool_type: load_executor(pool_type))
+        self._executors: dict[str, Any] = {}
+        self._pool = ThreadPoolExecutor(max_workers=submit_threads, thread_name_prefix="submit")
+        self._checks: dict[str, _Check] = {}
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> Dispatcher:
+        self._thread = threading.Thread(target=self.run_forever, name="dispatcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        self._pool.shutdown(wait=True)
+
+    def run_forever(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                submitted = self.dispatch_once()
+                self.watch_once()
+            except Exception:  # one bad tick must not end dispatching; the next one retries
+                log.exception("dispatch tick failed")
+                submitted = 0
+            if submitted:
+                continue  # there may be more due runs: claim again at once
+            # Woken by the API when a run is created; otherwise a short poll covers runs
+            # created through another server sharing the store.
+            self.wake.wait(self._next_wait())
+            self.wake.clear()
+
+    def _next_wait(self) -> float:
+        if not self._checks:
+            return 1.0
+        soonest = min(c.due for c in self._checks.values()) - time.monotonic()
+        return max(0.05, min(1.0, soonest))
+
+    def executor(self, pool_type: str) -> Any:
+        executor = self._executors.get(pool_type)
+        if executor is None:
+            executor = self._executors[pool_type] = self._executor_factory(pool_type)
+        return executor
+
+    # --- submitting ------------------------------------------------------------------------------
+
+    def push_pools(self, session: Any) -> list[WorkPool]:
+        push_types = [t for t in pool_types.names() if pool_types.get(t).is_push]
+        return list(session.scalars(select(WorkPool).where(WorkPool.type.in_(push_types))))
+
+    def dispatch_once(self) -> int:
+        """Claim due runs of every push pool and submit them. Returns how many were submitted."""
+        jobs: list[tuple[str, str, Submission | None, str | None]] = []
+        with self.store.session() as session:
+            for pool in self.push_pools(session):
+                claimed = run_store.claim_runs(
+                    session, pool, claimer=self.name, limit=self.batch_size
+                ).runs
+                claimed += self._take_over_stale_claims(session, pool)
+                for run in claimed:
+                    submission, error = self._prepare(session, pool, run)
+                    jobs.append((pool.type, run.id, submission, error))
+        if not jobs:
+            return 0
+        futures = [
+            (
+                run_id,
+                error,
+                None
+                if submission is None
+                else self._pool.submit(self.executor(pool_type).submit, submission),
+            )
+            for pool_type, run_id, submission, error in jobs
+        ]
+        outcomes: list[tuple[str, str | None, str | None]] = []
+        for run_id, error, future in futures:
+            if future is None:
+                outcomes.append((run_id, None, error))
+                continue
+            try:
+                outcomes.append((run_id, future.result(), None))
+            except PushPoolsError as exc:
+                outcomes.append((run_id, None, exc.message))
+            except Exception as exc:  # an SDK error we do not know: the run says what it was
+                outcomes.append((run_id, None, f"{type(exc).__name__}: {exc}"))
+        self._record_submissions(outcomes)
+        return len(jobs)
+
+    def _take_over_stale_claims(self, session: Any, pool: WorkPool) -> list[FlowRun]:
+        cutoff = utcnow() - self.lease
+        stale = list(
+            session.scalars(
+                select(FlowRun)
+                .where(
+                    FlowRun.work_pool_id == pool.id,
+                    FlowRun.state_type == StateType.PENDING.value,
+                    FlowRun.infrastructure_id.is_(None),
+                    FlowRun.state_timestamp < cutoff,
+                )
+                .limit(self.batch_size)
+            )
+        )
+        taken = []
+        for run in stale:
+            # Compare-and-set: only one dispatcher takes over a given stale claim.
+            result = session.execute(
+                update(FlowRun)
+                .where(
+                    FlowRun.id == run.id,
+                    FlowRun.infrastructure_id.is_(None),
+                    FlowRun.state_timestamp == run.state_timestamp,
+                )
+                .values(worker_name=self.name, state_timestamp=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 1:
+                session.refresh(run)
+                taken.append(run)
+        return taken
+
+    def _prepare(
+        self, session: Any, pool: WorkPool, run: FlowRun
+    ) -> tuple[Submission | None, str | None]:
+        """Render the run's job configuration with its credentials; or say why it cannot run."""
+        from push_pools.blocks import SecretBox
+        from push_pools.store.blocks import resolve_block
+
+        deployment = session.get(Deployment, run.deployment_id) if run.deployment_id else None
+        values = templates.merge_job_variables(
+            templates.default_values(pool.base_job_template),
+            deployment.job_variables if deployment else {},
+            run.job_variables,
+        )
+        box: list[SecretBox] = []
+
+        def resolve(block_type: str, block_name: str) -> dict[str, Any]:
+            if not box:
+                box.append(SecretBox.from_environment())
+            try:
+                return resolve_block(session, box[0], block_type, block_name)
+            except PushPoolsError as exc:
+                raise PushPoolsError(
+                    f"cannot use credentials block '{block_name}' ({block_type}): {exc.message}"
+                ) from exc
+
+        try:
+            config = templates.render_job_configuration(pool.base_job_template, values, resolve)
+        except PushPoolsError as exc:
+            return None, exc.message
+        engine_env = {"PUSH_POOLS_FLOW_RUN_ID": run.id, "PUSH_POOLS_API_URL": self.api_url}
+        if self.api_key:
+            engine_env["PUSH_POOLS_API_KEY"] = self.api_key
+        submission = Submission(
+            flow_run_id=run.id,
+            flow_run_name=run.name,
+            job_configuration=config,
+            engine_env=engine_env,
+            infrastructure_name=infrastructure_name(run),
+            pool_name=pool.name,
+            deployment_id=run.deployment_id,
+        )
+        return submission, None
+
+    def _record_submissions(self, outcomes: list[tuple[str, str | None, str | None]]) -> None:
+        now = utcnow()
+        with self.store.session() as session:
+            for run_id, infrastructure_id, error in outcomes:
+                run = run_store.lock_run(session, run_id)
+                if StateType(run.state_type) in FINAL:
+                    continue  # cancelled while we submitted; the watcher stops what started
+                if error is not None:
+                    run_store.record_state(
+                        session,
+                        run,
+                        StateType.CRASHED,
+                        f"could not be submitted: {error}",
+                        {"dispatcher": self.name},
+                        now=now,
+                    )
+                    continue
+                run.infrastructure_id = infrastructure_id
+                if run.state_type == StateType.PENDING.value:
+                    run_store.record_state(
+                        session,
+                        run,
+                        StateType.PENDING,
+                        f"submitted by {self.name} as {infrastructure_id}",
+                        {"dispatcher": self.name, "infrastructure_id": infrastructure_id},
+                        now=now,
+                        name="Submitted",
+                    )
+                self._checks[run_id] = _Check(due=time.monotonic() + 0.5)
+
+    # --- watching ------------------------------------------------------------------------------
+
+    def watch_once(self) -> None:
+        """Check submitted runs whose check is due: crashes, deadlines, cancels, cleanup."""
+        clock = time.monotonic()
+        with self.store.session() as session:
+            pools = {p.id: p for p in self.push_pools(session)}
+            if not pools:
+                return
+            rows = list(
+                session.scalars(
+                    select(FlowRun).where(
+                        FlowRun.work_pool_id.in_(list(pools)),
+                        FlowRun.infrastructure_id.is_not(None),
+                        FlowRun.infrastructure_released.is_(False),
+                    )
+                )
+            )
+            due = [
+                r
+                for r in rows
+                if r.state_type == StateType.CANCELLING.value
+                or self._checks.setdefault(r.id, _Check(due=clock)).due <= clock
+            ]
+            work = [(pools[r.work_pool_id], r.id, r.infrastructure_id) for r in due]
+        by_type: dict[str, list[tuple[WorkPool, str, str]]] = {}
+        for pool, run_id, infrastructure_id in work:
+            by_type.setdefault(pool.type, []).append((pool, run_id, infrastructure_id or ""))
+        for pool_type, items in by_type.items():
+            executor = self.executor(pool_type)
+            for start in range(0, len(items), STATUS_BATCH):
+                batch = items[start : start + STATUS_BATCH]
+                statuses = executor.status([i for _, _, i in batch])
+                for pool, run_id, infrastructure_id in batch:
+                    status = statuses.get(
+                        infrastructure_id, InfrastructureStatus(InfrastructureState.MISSING)
+                    )
+                    self._act_on(executor, pool, run_id, infrastructure_id, status)
+
+    def _act_on(
+        self,
+        executor: Any,
+        pool: WorkPool,
+        run_id: str,
+        infrastructure_id: str,
+        status: InfrastructureStatus,
+    ) -> None:
+        gone = status.state in (InfrastructureState.EXITED, InfrastructureState.MISSING)
+        stop_reason: str | None = None
+        with self.store.session() as session:
+            run = session.get(FlowRun, run_id)
+            if run is None:
+                self._checks.pop(run_id, None)
+                return
+            state = StateType(run.state_type)
+            if state in FINAL:
+                if gone or state == StateType.CANCELLED:
+                    if not gone:
+                        stop_reason = "cancelled"
+                    else:
+                        self._release(executor, session, pool, run)
+                        return
+            elif state == StateType.CANCELLING:
+                stop_reason = "cancelled"
+            elif gone:
+                run_store.record_state(
+                    session,
+                    run,
+                    StateType.CRASHED,
+                    _crash_message(status),
+                    {
+                        "exit_code": status.exit_code,
+                        "reason": status.reason,
+                        "infrastructure_id": infrastructure_id,
+                        "dispatcher": self.name,
+                    },
+                )
+                self._checks[run_id] = _Check(due=time.monotonic())
+                return
+            else:
+                stop_reason = self._deadline_passed(session, pool, run)
+                if stop_reason is not None:
+                    run_store.record_state(
+                        session,
+                        run,
+                        StateType.CRASHED,
+                        stop_reason,
+                        {"infrastructure_id": infrastructure_id, "dispatcher": self.name},
+                    )
+            check = self._checks.setdefault(run_id, _Check(due=0))
+            check.interval = min(check.interval * 2, MAX_CHECK_INTERVAL)
+            check.due = time.monotonic() + check.interval
+        if stop_reason is not None:
+            executor.cancel(infrastructure_id)
+            with self.store.session() as session:
+                run = run_store.lock_run(session, run_id)
+                if run.state_type == StateType.CANCELLING.value:
+                    run_store.record_state(
+                        session,
+                        run,
+                        StateType.CANCELLED,
+                        "cancelled; infrastructure stopped",
+                        {"infrastructure_id": infrastructure_id, "dispatcher": self.name},
+                    )
+            self._checks[run_id] = _Check(due=time.monotonic())
+
+    def _deadline_passed(self, session: Any, pool: WorkPool, run: FlowRun) -> str | None:
+        deployment = session.get(Deployment, run.deployment_id) if run.deployment_id else None
+        values = templates.merge_job_variables(
+            templates.default_values(pool.base_job_template),
+            deployment.job_variables if deployment else {},
+            run.job_variables,
+        )
+        now = utcnow()
+        if run.state_type == StateType.PENDING.value:
+            limit = values.get("start_timeout_seconds") or DEFAULT_START_TIMEOUT_SECONDS
+            claimed_at = _claim_time(session, run) or run.state_timestamp
+            if now - claimed_at > timedelta(seconds=float(limit)):
+                return f"did not start within its start timeout of {limit:g} s"
+        max_run = values.get("max_run_seconds")
+        if run.state_type == StateType.RUNNING.value and max_run and run.start_time:
+            if now - run.start_time > timedelta(seconds=float(max_run)):
+                return f"exceeded its maximum run time of {max_run:g} s"
+        return None
+
+    def _release(self, executor: Any, session: Any, pool: WorkPool, run: FlowRun) -> None:
+        values = templates.merge_job_variables(
+            templates.default_values(pool.base_job_template), run.job_variables
+        )
+        if not values.get("keep_infrastructure"):
+            try:
+                executor.cleanup(run.infrastructure_id)
+            except PushPoolsError as exc:
+                log.warning("cleanup of %s failed: %s", run.infrastructure_id, exc.message)
+                return
+        run.infrastructure_released = True
+        self._checks.pop(run.id, None)
+
+
+def _claim_time(session: Any, run: FlowRun) -> datetime | None:
+    from push_pools.store.tables import FlowRunState
+
+    return session.scalar(
+        select(FlowRunState.timestamp)
+        .where(FlowRunState.flow_run_id == run.id, FlowRunState.type == StateType.PENDING.value)
+        .order_by(FlowRunState.id)
+        .limit(1)
+    )
+
+
+def _crash_message(status: InfrastructureStatus) -> str:
+    if status.state == InfrastructureState.MISSING:
+        message = "its infrastructure disappeared before the run reached a final state"
+    elif status.message:
+        message = f"{status.message} (exit code {status.exit_code})"
+    else:
+        message = f"its infrastructure exited with code {status.exit_code}"
+        if status.reason and status.reason not in ("exited",):
+            message += f" ({status.reason})"
+        message += " before the run reached a final state"
+    if status.last_lines:
+        message += "; last output:\n" + "\n".join(status.last_lines[-10:])
+    return message
