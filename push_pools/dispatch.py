@@ -428,7 +428,11 @@ def _crash_message(status: InfrastructureStatus) -> str:
     if status.state == InfrastructureState.MISSING:
         message = "its infrastructure disappeared before the run reached a final state"
     elif status.message:
-        message = f"{status.message} (exit code {status.exit_code})"
+        # The executor's own sentence ("exceeded its memory limit of 100 MiB"); its first line
+        # only, the output tail follows anyway.
+        message = status.message.splitlines()[0]
+        if "code" not in message:
+            message += f" (exit code {status.exit_code})"
     else:
         message = f"its infrastructure exited with code {status.exit_code}"
         if status.reason and status.reason not in ("exited",):

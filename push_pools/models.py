@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from push_pools.states import StateType
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 FLOW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,199}$"
+
+
+def _in_utc_range(value: datetime) -> datetime:
+    """A naive time is UTC; an aware one must still be a valid datetime once moved to UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range once converted to UTC") from None
+
+
+# Every time a client sends: stored and compared in UTC.
+UtcTime = Annotated[datetime, AfterValidator(_in_utc_range)]
+
+
+class ErrorOut(BaseModel):
+    """Every error the API answers: a sentence for people and a code for programs."""
+
+    detail: str
+    code: str
 
 
 class Strict(BaseModel):
@@ -93,7 +114,7 @@ class ScheduleIn(Strict):
     cron: str | None = Field(default=None, max_length=200)
     interval: float | str | None = None
     timezone: str | None = Field(default=None, max_length=100)
-    anchor_date: datetime | None = None
+    anchor_date: UtcTime | None = None
     active: bool = True
 
 
@@ -162,7 +183,7 @@ class DeploymentOut(BaseModel):
 class RunCreate(Strict):
     parameters: dict[str, Any] = Field(default_factory=dict)
     job_variables: dict[str, Any] = Field(default_factory=dict)
-    scheduled_time: datetime | None = None
+    scheduled_time: UtcTime | None = None
     tags: list[str] = Field(default_factory=list)
     name: str | None = Field(default=None, max_length=200)
 
@@ -222,7 +243,7 @@ class StateDecision(BaseModel):
 class LogIn(Strict):
     level: str = Field(default="INFO", max_length=10)
     message: str = Field(max_length=100_000)
-    timestamp: datetime | None = None
+    timestamp: UtcTime | None = None
 
 
 class LogOut(BaseModel):

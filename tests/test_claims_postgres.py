@@ -217,12 +217,6 @@ def test_four_threads_claim_500_runs_each_exactly_once_on_sqlite(tmp_path: Any) 
 # --- concurrency limits under contention -------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    bool(PG_URL),
-    reason="claim_runs counts active runs without a lock (count_active), so concurrent claimers "
-    "all see the same free capacity and together exceed the pool/queue concurrency limit",
-    strict=True,
-)
 @pytest.mark.parametrize("limit_on", ["pool", "queue"])
 def test_concurrent_claimers_respect_the_concurrency_limit(
     database_url: str, monkeypatch: pytest.MonkeyPatch, limit_on: str
@@ -280,12 +274,6 @@ def test_concurrent_claimers_respect_the_concurrency_limit(
         store.dispose()
 
 
-@pytest.mark.xfail(
-    bool(PG_URL),
-    reason="claim_runs locks up to limit*4+10 candidate rows (FOR UPDATE SKIP LOCKED) but claims "
-    "only `limit`; a second worker polling meanwhile skips all of them and gets nothing",
-    strict=True,
-)
 def test_a_worker_polling_during_another_claim_still_gets_the_runs_left_over(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

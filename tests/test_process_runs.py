@@ -135,7 +135,6 @@ def test_run_goes_through_states_and_keeps_result_and_logs(
     assert ts(done["scheduled_time"]) <= ts(done["start_time"]) <= ts(done["end_time"])
     assert done["infrastructure_id"].startswith("pid:")
 
-    # (Waiting: the last lines may land just after the final state, see the xfail below.)
     messages = wait_for(
         lambda: (text := log_text(client, run["id"])).count("hello Ada") == 2 and text,
         5,
@@ -180,7 +179,7 @@ def test_cli_deployment_run_watch_and_bad_parameter(client, cli, flow_dir, start
     assert "hello Ada" in wait_for(lambda: log_text(client, run["id"]), 5, "the run's logs")
 
     # The run's log lines are printed while watching (a flow that lives long enough to be
-    # watched: see test_final_state_is_set_only_after_the_logs_are_shipped for quick ones).
+    # watched; test_watch_prints_every_log_line_of_a_run covers a burst at the end).
     watched = cli("deployment", "run", "chatty/test", "--param", "name=Ada", "--watch")
     assert watched.exit_code == 0, watched.stdout + watched.stderr
     for line in ("INFO    tick 0 for Ada", "INFO    tick 3 for Ada", "INFO    last words"):
@@ -561,18 +560,10 @@ def test_logs_follow_returns_when_the_run_ends(client, cli, flow_dir, start_work
     assert again.stdout.splitlines()[: len(printed)] == printed
 
 
-@pytest.mark.xfail(
-    reason="engine.py reports the final state before its LogShipper has sent the run's last "
-    "lines (shipper.close() runs in `finally`, after set_state), so `deployment run --watch` "
-    "and `flow-run logs --follow` stop before the last lines arrive; watch_run also reads a "
-    "single page of at most 1000 lines once the run is final",
-    strict=True,
-)
-def test_final_state_is_set_only_after_the_logs_are_shipped(
-    client, cli, flow_dir, start_worker
-) -> None:
-    # A flow that ends with a burst of output: shipped 200 lines per request, it takes the
-    # engine a while to send, and the run must not look finished before it has.
+def test_watch_prints_every_log_line_of_a_run(client, cli, flow_dir, start_worker) -> None:
+    # A flow that ends with a burst of output, shipped 200 lines per request: the run may only
+    # look finished once all of it is stored, and the watcher must print all of it, even the
+    # thousands of lines still unread when it sees the final state.
     add_flows(
         flow_dir,
         "@flow(log_prints=True)\n"
@@ -590,7 +581,7 @@ def test_final_state_is_set_only_after_the_logs_are_shipped(
     [run] = client.list_runs()
     assert run["state"] == "COMPLETED"
     assert "INFO    line 0" in watched.stdout
-    # Nothing is lost: the lines do arrive, only after the run already looked finished.
+    # The server has every line (running flow, 5000 lines, last words, flow completed).
     wait_for(
         lambda: client.get_logs(run["id"], limit=10_000)[-1]["message"].endswith("flow completed"),
         10,

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from push_pools import settings
@@ -88,6 +89,16 @@ def create_app(
             status_code=exc.status_code, content={"detail": exc.message, "code": _error_code(exc)}
         )
 
+    @app.exception_handler(RequestValidationError)
+    async def _request_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # One error shape for the whole API: the same {detail, code} as our own errors.
+        return JSONResponse(
+            status_code=422,
+            content={"detail": _validation_message(exc), "code": "invalid_input"},
+        )
+
+    app.openapi = lambda: _openapi_with_error_model(app)  # type: ignore[method-assign]
+
     if key:
 
         @app.middleware("http")
@@ -111,6 +122,32 @@ def create_app(
     for router in (pools.router, deployments.router, runs.router, blocks.router):
         app.include_router(router, prefix="/api")
     return app
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        location = ".".join(str(p) for p in error.get("loc", ())[1:]) or "body"
+        parts.append(f"{location}: {error.get('msg')}")
+    return "; ".join(parts)
+
+
+def _openapi_with_error_model(app: FastAPI) -> dict:
+    """The OpenAPI document, with FastAPI's 422 body replaced by the shape we really send."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    from push_pools.models import ErrorOut
+
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["HTTPValidationError"] = ErrorOut.model_json_schema()
+    components.pop("ValidationError", None)
+    app.openapi_schema = schema
+    return schema
 
 
 async def _scheduler_loop(store: Store, notifier: WorkNotifier) -> None:

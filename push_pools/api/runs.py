@@ -115,7 +115,9 @@ def add_flow_run_logs(
 def get_flow_run_logs(
     run_id: str,
     session: SessionDep,
-    after: Annotated[int, Query(ge=0, description="Only logs with an id above this.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**62, description="Only logs with an id above this.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[LogOut]:
     return run_store.get_logs(session, run_id, after=after, limit=limit)

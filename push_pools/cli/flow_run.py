@@ -40,9 +40,10 @@ def watch_run(
     while True:
         run = client.get_run(run_id)
         if not quiet:
-            for entry in client.get_logs(run_id, after=after):
-                after = entry["id"]
-                out.print(format_log(entry), markup=False)
+            while batch := client.get_logs(run_id, after=after):  # every page, not just one
+                for entry in batch:
+                    after = entry["id"]
+                    out.print(format_log(entry), markup=False)
             if run["state"] != last_state:
                 out.print(f"{run['name']}: {styled_state(run['state'])}")
                 last_state = run["state"]

@@ -21,6 +21,7 @@ runs starting together install once.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -203,7 +204,8 @@ def ensure_environment(
     if _is_ready(final):
         return _cached(final, key, wanted, log)
 
-    with _locked(envs_dir / f".{key}.lock"):
+    waiting = functools.partial(log, f"waiting for another run that is building environment {key}")
+    with _locked(envs_dir / f".{key}.lock", on_wait=waiting):
         # Whoever held the lock before us may have built it.
         if _is_ready(final):
             return _cached(final, key, wanted, log)
@@ -236,16 +238,21 @@ def _cached(final: Path, key: str, wanted: list[str], log: Callable[[str], None]
 class _locked:
     """An exclusive flock on a lock file, held for the `with` block."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_wait: Callable[[], None]) -> None:
         self._path = path
+        self._on_wait = on_wait
         self._fd = -1
 
     def __enter__(self) -> None:
         self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            # Blocks while another sandbox builds the same env; a SIGTERM (cancel) still
-            # interrupts it because the sandbox's handler raises.
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._on_wait()
+                # Blocks while another sandbox builds the same env; a SIGTERM (cancel) still
+                # interrupts it because the sandbox's handler raises.
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
         except BaseException:
             os.close(self._fd)
             raise

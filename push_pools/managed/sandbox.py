@@ -95,9 +95,10 @@ class Sandbox:
         self.output = run_dir / OUTPUT
         self.child: subprocess.Popen[bytes] | None = None
         self.stop_requested_at: float | None = None
-        # "prepare": a stop abandons the work at once; "run": it is forwarded to the engine;
-        # "finish": too late, the result is being written.
-        self.phase = "prepare"
+        # "setup": a stop is noted and checked before the engine starts; "prepare" (waiting for
+        # or running an install): a stop abandons it at once; "run": a stop is forwarded to the
+        # engine; "finish": too late, the result is being written.
+        self.phase = "setup"
 
     # ------------------------------------------------------------------ entry
 
@@ -117,9 +118,11 @@ class Sandbox:
         return 0
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
-        if self.stop_requested_at is None:
+        first = self.stop_requested_at is None
+        if first:
             self.stop_requested_at = time.monotonic()
-        if self.phase == "prepare":
+        if self.phase == "prepare" and first:
+            # Only the first: a second signal must not interrupt the cleanup of the first.
             raise _Stopped()
         if self.phase == "run" and self.child is not None:
             signal_group(self.child.pid, signal.SIGTERM)
@@ -162,6 +165,9 @@ class Sandbox:
         except ValueError as exc:
             return Result(2, "invalid_configuration", str(exc))
 
+        if self.stop_requested_at is not None:
+            raise _Stopped()
+        self.phase = "prepare"
         try:
             environment = ensure_environment(
                 Path(request["envs_dir"]),
@@ -170,11 +176,13 @@ class Sandbox:
                 installer_env=job_env,
             )
         except InstallFailed as exc:
+            self.phase = "setup"
             self.append_lines(exc.lines)
             message = exc.message
             if exc.lines:
                 message += "\n" + "\n".join(exc.lines)
             return Result(exc.exit_code or 1, "install_failed", message)
+        self.phase = "setup"
 
         work = self.dir / "work"
         tmp = self.dir / "tmp"
@@ -224,7 +232,7 @@ class Sandbox:
         # the engine, never falls between the fork and the recorded pid.
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
-            if self._cancel_requested():
+            if self.stop_requested_at is not None or self._cancel_requested():
                 raise _Stopped()
             output_start = self.output.stat().st_size if self.output.exists() else 0
             self.log(f"starting: {shlex.join(argv)}")

@@ -184,6 +184,16 @@ def upsert_deployment(session: Session, body: DeploymentCreate) -> tuple[Deploym
 def _replace_schedules(
     session: Session, deployment: Deployment, parsed: list[tuple[dict[str, Any], bool]]
 ) -> None:
+    current = [
+        (row.spec, row.active)
+        for row in session.scalars(
+            select(DeploymentSchedule)
+            .where(DeploymentSchedule.deployment_id == deployment.id)
+            .order_by(DeploymentSchedule.created, DeploymentSchedule.id)
+        )
+    ]
+    if current == parsed:
+        return  # re-deploying the same schedules keeps the runs already made for them
     session.execute(
         delete(DeploymentSchedule).where(DeploymentSchedule.deployment_id == deployment.id)
     )

@@ -232,16 +232,18 @@ def delete_run(session: Session, run_id: str) -> None:
 
 def mark_late_runs(session: Session, now: datetime | None = None) -> int:
     now = now or utcnow()
-    late = list(
-        session.scalars(
-            select(FlowRun)
-            .where(
-                FlowRun.state_type == StateType.SCHEDULED.value,
-                FlowRun.scheduled_time < now - LATE_AFTER,
-            )
-            .limit(1000)
+    query = (
+        select(FlowRun)
+        .where(
+            FlowRun.state_type == StateType.SCHEDULED.value,
+            FlowRun.scheduled_time < now - LATE_AFTER,
         )
+        .limit(1000)
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # A run a worker is claiming right now is locked: skip it rather than overwrite its claim.
+        query = query.with_for_update(skip_locked=True)
+    late = list(session.scalars(query))
     for run in late:
         record_state(session, run, StateType.LATE, "not started at its scheduled time", now=now)
     session.flush()
@@ -287,6 +289,12 @@ def claim_runs(
     """
     now = now or utcnow()
     horizon = now + prefetch
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if pool is not None and postgres:
+        # Claimers of one pool take turns: the free capacity they compute from the active runs
+        # (pool, queue and deployment limits) stays true until their claims commit.
+        session.execute(select(WorkPool.id).where(WorkPool.id == pool.id).with_for_update())
+        session.refresh(pool)
     if pool is not None and pool.paused:
         return ClaimResult([], None)
     capacity = limit
@@ -322,7 +330,7 @@ def claim_runs(
     else:
         due = due.order_by(FlowRun.scheduled_time, FlowRun.id)
     due = due.limit(capacity * 4 + 10)
-    if session.bind is not None and session.get_bind().dialect.name == "postgresql":
+    if postgres:
         due = due.with_for_update(skip_locked=True, of=FlowRun)
     candidates = list(session.scalars(due))
 
