@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -294,6 +295,13 @@ def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = 
         time.sleep(0.05)
 
 
+def create_pool(client: Client, name: str = "pool") -> None:
+    client.create_work_pool({"name": name, "type": "process"})
+    # On PostgreSQL the API may answer before it commits (see the xfail test below); wait until
+    # the pool is visible so that the next request does not fail for that reason.
+    wait_until(lambda: any(p["name"] == name for p in client.list_work_pools()), what=name)
+
+
 def future_auto_runs(client: Client, deployment_id: str) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
     return [
@@ -311,7 +319,7 @@ def test_pause_resume_and_new_schedule_through_the_api(
     from push_pools.api import app as api_app
 
     monkeypatch.setattr(api_app, "SCHEDULER_INTERVAL_SECONDS", 0.2)
-    client.create_work_pool({"name": "pool", "type": "process"})
+    create_pool(client)
     deployment = client.upsert_deployment(
         {
             "name": "prod",
@@ -334,7 +342,8 @@ def test_pause_resume_and_new_schedule_through_the_api(
 
     paused = client.update_deployment(dep_id, {"paused": True})
     assert paused["paused"] is True and paused["status"] == "PAUSED"
-    assert future_auto_runs(client, dep_id) == []
+    # (Immediately, not eventually: pinned by the xfail test below on PostgreSQL.)
+    wait_until(lambda: future_auto_runs(client, dep_id) == [], timeout=5, what="runs deleted")
     time.sleep(1.0)  # several scheduler ticks
     assert future_auto_runs(client, dep_id) == [], "a paused deployment got new runs"
     assert client.get_run(manual["id"])["state"] == "SCHEDULED", "pause deleted a manual run"
@@ -350,16 +359,49 @@ def test_pause_resume_and_new_schedule_through_the_api(
         minutes = {datetime.fromisoformat(r["scheduled_time"]).minute for r in runs}
         return len(runs) == 1 and minutes == {30}
 
-    try:
-        wait_until(only_new_schedule, what="the new schedule's runs to replace the old ones")
-    except AssertionError:
-        import json
-        print("DEBUG", datetime.now(UTC), json.dumps([(r["scheduled_time"], r["state"], r["name"]) for r in client.list_runs(deployment_id=dep_id, limit=1000)]))
-        print("DEBUG", client.get_deployment(dep_id)["schedules"])
-        raise
+    wait_until(only_new_schedule, what="the new schedule's runs to replace the old ones")
     time.sleep(0.5)
     assert only_new_schedule()
     assert client.get_run(manual["id"])["state"] == "SCHEDULED"
+
+
+@pytest.mark.xfail(
+    ON_POSTGRES,
+    reason="api/deps.py get_session is a yield dependency with FastAPI's default 'request' scope: "
+    "the transaction commits after the response is sent, so a read right after a PATCH can "
+    "still see the old rows",
+    strict=True,
+)
+def test_the_runs_of_a_paused_deployment_are_gone_when_the_pause_returns(
+    client: Client, server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_pool(client)
+    deployment = client.upsert_deployment(
+        {
+            "name": "prod",
+            "flow_name": FLOW,
+            "entrypoint": "flows.py:report",
+            "work_pool_name": "pool",
+            "schedules": [{"cron": "*/5 * * * *"}],
+        }
+    )
+    dep_id = deployment["id"]
+    wait_until(lambda: len(future_auto_runs(client, dep_id)) >= 12, what="the scheduled runs")
+
+    # A busy database: every commit takes a moment. The API must not answer before it is done.
+    real_session = server.store.session
+
+    @contextmanager
+    def slowly_committed_session() -> Iterator[Any]:
+        with real_session() as session:
+            yield session
+            time.sleep(0.3)
+
+    monkeypatch.setattr(server.store, "session", slowly_committed_session)
+    client.update_deployment(dep_id, {"paused": True})
+    left = future_auto_runs(client, dep_id)
+    monkeypatch.setattr(server.store, "session", real_session)
+    assert left == [], f"{len(left)} runs of the paused deployment still listed after the PATCH"
 
 
 def test_pausing_keeps_runs_already_claimed_by_a_worker(store: Store) -> None:
@@ -484,7 +526,7 @@ def test_late_run_is_started_by_a_polling_worker_through_the_api(
     from push_pools.api import app as api_app
 
     monkeypatch.setattr(api_app, "SCHEDULER_INTERVAL_SECONDS", 0.2)
-    client.create_work_pool({"name": "pool", "type": "process"})
+    create_pool(client)
     deployment = client.upsert_deployment(  # also wakes the scheduler loop
         {
             "name": "prod",
@@ -559,7 +601,7 @@ def test_a_run_claimed_while_the_tick_marks_it_late_is_not_claimed_twice(
 def test_invalid_schedule_is_refused_and_nothing_is_created(
     client: Client, schedule: dict[str, Any], mentioned: str
 ) -> None:
-    client.create_work_pool({"name": "pool", "type": "process"})
+    create_pool(client)
     body = {
         "name": "prod",
         "flow_name": FLOW,
@@ -575,6 +617,7 @@ def test_invalid_schedule_is_refused_and_nothing_is_created(
 
     # Replacing a valid schedule with the bad one changes nothing either.
     good = client.upsert_deployment({**body, "schedules": [{"cron": "0 12 * * *"}]})
+    wait_until(lambda: client.list_deployments(), what="the deployment to be visible")
     with pytest.raises(InvalidInput) as excinfo:
         client.update_deployment(good["id"], {"schedules": [schedule]})
     assert mentioned in excinfo.value.message
