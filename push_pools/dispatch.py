@@ -28,7 +28,7 @@ from push_pools.executors.base import InfrastructureState, InfrastructureStatus,
 from push_pools.states import ACTIVE, FINAL, StateType
 from push_pools.store import runs as run_store
 from push_pools.store.db import Store
-from push_pools.store.tables import Deployment, FlowRun, WorkPool, utcnow
+from push_pools.store.tables import FlowRun, WorkPool, utcnow
 
 log = logging.getLogger("push_pools.dispatch")
 
@@ -208,12 +208,7 @@ class Dispatcher:
         from push_pools.blocks import SecretBox
         from push_pools.store.blocks import resolve_block
 
-        deployment = session.get(Deployment, run.deployment_id) if run.deployment_id else None
-        values = templates.merge_job_variables(
-            templates.default_values(pool.base_job_template),
-            deployment.job_variables if deployment else {},
-            run.job_variables,
-        )
+        values = run_store.job_values(session, pool, run)
         box: list[SecretBox] = []
 
         def resolve(block_type: str, block_name: str) -> dict[str, Any]:
@@ -381,12 +376,7 @@ class Dispatcher:
             self._checks[run_id] = _Check(due=time.monotonic())
 
     def _deadline_passed(self, session: Any, pool: WorkPool, run: FlowRun) -> str | None:
-        deployment = session.get(Deployment, run.deployment_id) if run.deployment_id else None
-        values = templates.merge_job_variables(
-            templates.default_values(pool.base_job_template),
-            deployment.job_variables if deployment else {},
-            run.job_variables,
-        )
+        values = run_store.job_values(session, pool, run)
         now = utcnow()
         if run.state_type == StateType.PENDING.value:
             limit = values.get("start_timeout_seconds") or DEFAULT_START_TIMEOUT_SECONDS
@@ -400,9 +390,7 @@ class Dispatcher:
         return None
 
     def _release(self, executor: Any, session: Any, pool: WorkPool, run: FlowRun) -> None:
-        values = templates.merge_job_variables(
-            templates.default_values(pool.base_job_template), run.job_variables
-        )
+        values = run_store.job_values(session, pool, run)
         if not values.get("keep_infrastructure"):
             try:
                 executor.cleanup(run.infrastructure_id)

@@ -12,7 +12,7 @@ from typing import Any
 
 from push_pools.errors import AlreadyExists, InvalidInput
 
-__all__ = ["PoolType", "get", "names", "register"]
+__all__ = ["PoolType", "check_job_variables", "get", "names", "register"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,19 @@ class PoolType:
     executor: str
     # False for types whose runs are picked up by a polling worker.
     is_push: bool
+    # "module.path:function" checking merged job variables beyond what JSON schema can say
+    # (e.g. Fargate's cpu/memory pairs); raises InvalidInput. Imported only when used.
+    job_variables_check: str | None = None
+
+
+def check_job_variables(pool_type: str, values: dict[str, Any]) -> None:
+    """Run the pool type's own job-variable check, if it has one."""
+    check = get(pool_type).job_variables_check
+    if check:
+        import importlib
+
+        module_name, _, function_name = check.partition(":")
+        getattr(importlib.import_module(module_name), function_name)(values)
 
 
 _REGISTRY: dict[str, PoolType] = {}

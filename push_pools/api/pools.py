@@ -29,7 +29,7 @@ from push_pools.models import (
 from push_pools.store import pools as pool_store
 from push_pools.store import runs as run_store
 from push_pools.store.db import Store
-from push_pools.store.tables import Deployment, utcnow
+from push_pools.store.tables import utcnow
 
 router = APIRouter()
 
@@ -136,21 +136,9 @@ def _claim_for_pool(
             queue_names=body.queues or None,
             prefetch=timedelta(seconds=body.prefetch_seconds),
         )
-        deployments = {
-            d.id: d
-            for d in session.query(Deployment).filter(
-                Deployment.id.in_({r.deployment_id for r in result.runs if r.deployment_id})
-            )
-        }
         claimed = []
-        outs = run_store.runs_out(session, result.runs)
-        for run, out in zip(result.runs, outs, strict=True):
-            deployment = deployments.get(run.deployment_id or "")
-            values = templates.merge_job_variables(
-                templates.default_values(pool.base_job_template),
-                deployment.job_variables if deployment else {},
-                run.job_variables,
-            )
+        for run, out in zip(result.runs, run_store.runs_out(session, result.runs), strict=True):
+            values = run_store.job_values(session, pool, run)
             # Block references stay names here: secrets never travel to workers in clear.
             config = templates.render_job_configuration(pool.base_job_template, values)
             claimed.append(ClaimedRun(flow_run=out, job_configuration=config))

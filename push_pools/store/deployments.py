@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from push_pools import pool_types, templates
 from push_pools import schedules as schedule_rules
-from push_pools import templates
 from push_pools.errors import InvalidInput, NotFound
 from push_pools.models import (
     DeploymentCreate,
@@ -138,11 +138,16 @@ def _resolve_pool_and_queue(
 
 
 def check_job_variables(pool: WorkPool | None, job_variables: dict[str, Any]) -> None:
+    """Refuse job variables the pool's template (or its type's own rules) would not accept."""
     if not job_variables:
         return
     if pool is None:
         raise InvalidInput("job variables need a work pool: the deployment has none")
     templates.validate_job_variables(pool.base_job_template, job_variables)
+    merged = templates.merge_job_variables(
+        templates.default_values(pool.base_job_template), job_variables
+    )
+    pool_types.check_job_variables(pool.type, merged)
 
 
 def upsert_deployment(session: Session, body: DeploymentCreate) -> tuple[Deployment, bool]:
@@ -303,6 +308,7 @@ def create_run(
             body.job_variables,
         )
         templates.validate_job_variables(pool.base_job_template, merged)
+        pool_types.check_job_variables(pool.type, merged)
     return insert_run(
         session,
         deployment,

@@ -111,7 +111,7 @@ def create_pool(session: Session, body: WorkPoolCreate) -> WorkPool:
     return pool
 
 
-def get_pool(session: Session, name: str, *, for_update: bool = False) -> WorkPool:
+def get_pool(session: Session, name: str) -> WorkPool:
     query = select(WorkPool).where(WorkPool.name == name)
     pool = session.scalar(query)
     if pool is None:

@@ -85,6 +85,18 @@ def _names_for(session: Session, runs: list[FlowRun]) -> dict[str, str]:
     return names
 
 
+def job_values(session: Session, pool: WorkPool, run: FlowRun) -> dict[str, Any]:
+    """The run's job variables: pool defaults <- deployment's job_variables <- the run's own."""
+    from push_pools import templates
+
+    deployment = session.get(Deployment, run.deployment_id) if run.deployment_id else None
+    return templates.merge_job_variables(
+        templates.default_values(pool.base_job_template),
+        deployment.job_variables if deployment else {},
+        run.job_variables,
+    )
+
+
 def get_run(session: Session, run_id: str) -> FlowRun:
     run = session.get(FlowRun, run_id)
     if run is None:

@@ -203,3 +203,28 @@ class Block(Base):
     encrypted_secrets: Mapped[str | None] = mapped_column(Text, nullable=True)
     created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class InfrastructureRecord(Base):
+    """A cloud resource a provisioner created or adopted for a work pool (provisioners/plan.py).
+
+    Keyed by pool NAME, not id: provisioning runs before the pool exists, and teardown may run
+    after it is gone. Never holds a secret: those live encrypted in blocks.
+    """
+
+    __tablename__ = "infrastructure_records"
+    __table_args__ = (UniqueConstraint("pool_name", "step"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    pool_name: Mapped[str] = mapped_column(String(200))
+    step: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(200))
+    identifier: Mapped[str] = mapped_column(Text)
+    # True: the provisioner made it and teardown deletes it; False: adopted, only forgotten.
+    created: Mapped[bool] = mapped_column(Boolean)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Save order of the first save (an upsert keeps it): teardown of records whose step left
+    # the provisioner goes by it.
+    position: Mapped[int] = mapped_column(Integer)
+    # `created` is taken by the flag above, so the timestamps are `recorded` and `updated`.
+    recorded: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
