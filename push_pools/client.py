@@ -233,6 +233,26 @@ class Client:
     def list_block_types(self) -> list[dict[str, Any]]:
         return self.request("GET", "/block_types")
 
+    # --- infrastructure records (provisioners/plan.py) -------------------------------------------
+
+    def list_infrastructure(self, pool: str) -> list[dict[str, Any]]:
+        """The records of a pool name in save order; the pool itself need not exist."""
+        return self.request("GET", f"/work_pools/{_seg(pool)}/infrastructure")
+
+    def save_infrastructure(self, pool: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Upsert `record` ({step, kind, identifier, created, data}) by its step; no secrets."""
+        body = {k: v for k, v in record.items() if k != "step"}
+        step = record.get("step")
+        if not isinstance(step, str) or not step:
+            raise InvalidInput("an infrastructure record needs the id of its step ('step')")
+        return self.request(
+            "PUT", f"/work_pools/{_seg(pool)}/infrastructure/{_seg(step)}", json=body
+        )
+
+    def delete_infrastructure(self, pool: str, step: str) -> None:
+        """Forget one step's record; NotFound when the pool name has none for that step."""
+        self.request("DELETE", f"/work_pools/{_seg(pool)}/infrastructure/{_seg(step)}")
+
 
 def _error_from_response(response: httpx.Response, api_url: str) -> PushPoolsError:
     try:

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from push_pools import settings
-from push_pools.api import blocks, deployments, pools, runs
+from push_pools.api import blocks, deployments, infrastructure, pools, runs
 from push_pools.api.notify import WorkNotifier
 from push_pools.errors import PushPoolsError
 from push_pools.store.db import Store
@@ -119,7 +119,13 @@ def create_app(
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    for router in (pools.router, deployments.router, runs.router, blocks.router):
+    for router in (
+        pools.router,
+        deployments.router,
+        runs.router,
+        blocks.router,
+        infrastructure.router,
+    ):
         app.include_router(router, prefix="/api")
     return app
 
