@@ -365,13 +365,6 @@ def test_pause_resume_and_new_schedule_through_the_api(
     assert client.get_run(manual["id"])["state"] == "SCHEDULED"
 
 
-@pytest.mark.xfail(
-    ON_POSTGRES,
-    reason="api/deps.py get_session is a yield dependency with FastAPI's default 'request' scope: "
-    "the transaction commits after the response is sent, so a read right after a PATCH can "
-    "still see the old rows",
-    strict=True,
-)
 def test_the_runs_of_a_paused_deployment_are_gone_when_the_pause_returns(
     client: Client, server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

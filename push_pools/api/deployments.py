@@ -72,8 +72,10 @@ def update_deployment(
     deployment_id: str, body: DeploymentUpdate, session: SessionDep, notifier: NotifierDep
 ) -> DeploymentOut:
     deployment = deployment_store.update_deployment(session, deployment_id, body)
+    out = deployment_store.deployment_out(session, deployment)
+    session.commit()
     notifier.notify("scheduler")
-    return deployment_store.deployment_out(session, deployment)
+    return out
 
 
 @router.delete("/deployments/{deployment_id}", status_code=204)

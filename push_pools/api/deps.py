@@ -25,6 +25,8 @@ def get_notifier(request: Request) -> WorkNotifier:
     return request.app.state.notifier
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the transaction commits before the response is sent, so a client that got
+# its answer can read what it wrote (the default scope commits after sending).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 StoreDep = Annotated[Store, Depends(get_store)]
 NotifierDep = Annotated[WorkNotifier, Depends(get_notifier)]

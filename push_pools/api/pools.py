@@ -68,8 +68,10 @@ def update_work_pool(
     name: str, body: WorkPoolUpdate, session: SessionDep, notifier: NotifierDep
 ) -> WorkPoolOut:
     pool = pool_store.update_pool(session, name, body)
+    out = pool_store.pool_out(session, pool)
+    session.commit()
     notifier.notify(pool.id)  # a resume or a higher limit may free work for waiting workers
-    return pool_store.pool_out(session, pool)
+    return out
 
 
 @router.delete("/work_pools/{name}", status_code=204, tags=["work pools"])
@@ -105,8 +107,10 @@ def update_work_queue(
 ) -> WorkQueueOut:
     pool = pool_store.get_pool(session, name)
     row = pool_store.update_queue(session, pool, queue, body)
+    out = pool_store.queue_out(pool, row)
+    session.commit()
     notifier.notify(pool.id)
-    return pool_store.queue_out(pool, row)
+    return out
 
 
 @router.delete("/work_pools/{name}/queues/{queue}", status_code=204, tags=["work queues"])
