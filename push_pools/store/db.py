@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from push_pools import settings
 
@@ -42,11 +43,13 @@ class Store:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        in_memory = url in ("sqlite://", "sqlite:///:memory:")
+        # An in-memory database lives in one connection: every thread must share it.
+        pool_args: dict[str, Any] = (
+            {"poolclass": StaticPool} if in_memory else {"pool_size": 8, "max_overflow": 8}
+        )
         engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=8,
-            max_overflow=8,
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool_args
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own BEGIN handling defers locks; take the write lock at BEGIN so two
