@@ -80,6 +80,9 @@ class Dispatcher:
         self._executors: dict[str, Any] = {}
         self._pool = ThreadPoolExecutor(max_workers=submit_threads, thread_name_prefix="submit")
         self._checks: dict[str, _Check] = {}
+        # Infrastructure ids whose executor knows the run's configuration (credentials,
+        # region): those this dispatcher submitted, and those it introduced after a restart.
+        self._introduced: set[str] = set()
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -257,6 +260,7 @@ class Dispatcher:
                     )
                     continue
                 run.infrastructure_id = infrastructure_id
+                self._introduced.add(infrastructure_id or "")
                 if run.state_type == StateType.PENDING.value:
                     run_store.record_state(
                         session,
@@ -293,6 +297,8 @@ class Dispatcher:
                 if r.state_type == StateType.CANCELLING.value
                 or self._checks.setdefault(r.id, _Check(due=clock)).due <= clock
             ]
+            for run in due:
+                self._introduce(session, pools[run.work_pool_id or ""], run)
             work = [(pools[r.work_pool_id], r.id, r.infrastructure_id) for r in due]
         by_type: dict[str, list[tuple[WorkPool, str, str]]] = {}
         for pool, run_id, infrastructure_id in work:
@@ -301,7 +307,13 @@ class Dispatcher:
             executor = self.executor(pool_type)
             for start in range(0, len(items), STATUS_BATCH):
                 batch = items[start : start + STATUS_BATCH]
-                statuses = executor.status([i for _, _, i in batch])
+                try:
+                    statuses = executor.status([i for _, _, i in batch])
+                except Exception as exc:  # a cloud outage: look again later, crash nothing
+                    log.warning("status of %d %s runs failed: %s", len(batch), pool_type, exc)
+                    for _, run_id, _ in batch:
+                        self._back_off(run_id)
+                    continue
                 for pool, run_id, infrastructure_id in batch:
                     status = statuses.get(
                         infrastructure_id, InfrastructureStatus(InfrastructureState.MISSING)
@@ -334,6 +346,7 @@ class Dispatcher:
             elif state == StateType.CANCELLING:
                 stop_reason = "cancelled"
             elif gone:
+                self._keep_infrastructure_logs(session, executor, run, infrastructure_id)
                 run_store.record_state(
                     session,
                     run,
@@ -358,9 +371,7 @@ class Dispatcher:
                         stop_reason,
                         {"infrastructure_id": infrastructure_id, "dispatcher": self.name},
                     )
-            check = self._checks.setdefault(run_id, _Check(due=0))
-            check.interval = min(check.interval * 2, MAX_CHECK_INTERVAL)
-            check.due = time.monotonic() + check.interval
+            self._back_off(run_id)
         if stop_reason is not None:
             executor.cancel(infrastructure_id)
             with self.store.session() as session:
@@ -374,6 +385,47 @@ class Dispatcher:
                         {"infrastructure_id": infrastructure_id, "dispatcher": self.name},
                     )
             self._checks[run_id] = _Check(due=time.monotonic())
+
+    def _back_off(self, run_id: str) -> None:
+        check = self._checks.setdefault(run_id, _Check(due=0))
+        check.interval = min(check.interval * 2, MAX_CHECK_INTERVAL)
+        check.due = time.monotonic() + check.interval
+
+    def _introduce(self, session: Any, pool: WorkPool, run: FlowRun) -> None:
+        """Give the executor a run it did not submit (after a restart, or another server's),
+        so it can reach that run's infrastructure with the run's own credentials."""
+        infrastructure_id = run.infrastructure_id or ""
+        if infrastructure_id in self._introduced:
+            return
+        self._introduced.add(infrastructure_id)
+        executor = self.executor(pool.type)
+        if not hasattr(executor, "remember"):
+            return
+        submission, error = self._prepare(session, pool, run)
+        if submission is not None:
+            executor.remember(infrastructure_id, submission)
+        else:
+            log.warning("cannot reach the infrastructure of run %s: %s", run.id, error)
+
+    def _keep_infrastructure_logs(
+        self, session: Any, executor: Any, run: FlowRun, infrastructure_id: str
+    ) -> None:
+        """When the engine never shipped a line, keep the infrastructure's own output as the
+        run's logs, so `flow-run logs` shows why it died."""
+        from push_pools.models import LogIn
+        from push_pools.store.tables import Log
+
+        if session.scalar(select(Log.id).where(Log.flow_run_id == run.id).limit(1)):
+            return
+        try:
+            lines = executor.logs(infrastructure_id, 200)
+        except Exception as exc:  # logs are a courtesy; the crash is recorded regardless
+            log.warning("could not read the output of %s: %s", infrastructure_id, exc)
+            return
+        if lines:
+            run_store.add_logs(
+                session, run.id, [LogIn(message=f"[infrastructure] {line}") for line in lines]
+            )
 
     def _deadline_passed(self, session: Any, pool: WorkPool, run: FlowRun) -> str | None:
         values = run_store.job_values(session, pool, run)

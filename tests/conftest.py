@@ -204,7 +204,14 @@ def worker_factory() -> Iterator[Callable[..., Any]]:
     started: list[Worker] = []
 
     def start(pool: str = "pool", **kwargs: Any) -> Worker:
+        import io
+
+        from push_pools.executors.process import ProcessExecutor
+
         kwargs.setdefault("poll_wait_seconds", 1.0)
+        # The worker's echo of flow output goes to its own buffer, never into the output of the
+        # in-process CLI that a test is reading (in real use they are separate processes).
+        kwargs.setdefault("executor", ProcessExecutor(output=io.StringIO()))
         worker = Worker(pool, **kwargs).start()
         started.append(worker)
         return worker

@@ -60,7 +60,8 @@ class ProcessExecutor:
     def __init__(self, output: TextIO | None = None, *, use_fork_server: bool = True) -> None:
         self._processes: dict[str, _Process] = {}
         self._lock = threading.Lock()
-        self._output = output or sys.stdout
+        # None: whatever sys.stdout is when a line arrives (it may be swapped after we start).
+        self._output = output
         self._use_fork_server = use_fork_server and hasattr(os, "fork")
         self._fork_server: ForkServerClient | None = None
 
@@ -145,7 +146,12 @@ class ProcessExecutor:
             line = line.rstrip("\n")
             process.tail.append(line)
             if stream:
-                print(f"{process.run_name} | {line}", file=self._output, flush=True)
+                try:
+                    print(
+                        f"{process.run_name} | {line}", file=self._output or sys.stdout, flush=True
+                    )
+                except (ValueError, OSError):
+                    stream = False  # our stdout went away; the tail above still has the lines
 
     def wait(self, infrastructure_id: str, timeout: float | None = None) -> int | None:
         process = self._processes.get(infrastructure_id)
