@@ -56,7 +56,7 @@ def register(pool_type: PoolType) -> None:
 
 # Modules that register more built-in types when first imported (each stdlib-only). Loaded on
 # first lookup, not at import, so a type's template code costs nothing until a type is asked for.
-_BUILTIN_MODULES: tuple[str, ...] = ("push_pools.managed_template",)
+_BUILTIN_MODULES: tuple[str, ...] = ("push_pools.managed_template", "push_pools.ecs_template")
 _builtins_loaded = False
 
 
