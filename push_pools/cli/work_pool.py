@@ -73,6 +73,52 @@ def _show_pool(pool: dict[str, Any], as_json: bool, verb: str | None = None) -> 
     )
 
 
+ProvisionFlag = Annotated[
+    bool,
+    typer.Option(
+        "--provision-infra",
+        help="Create what the pool needs in your cloud account first (ecs:push: IAM user and "
+        "roles, cluster, log group, registry, network, credentials block).",
+    ),
+]
+DryRunOption = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Only show the plan (with --json: as JSON); change nothing."),
+]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+RegionOption = Annotated[str | None, typer.Option(help="Cloud region (default: your AWS config).")]
+ProfileOption = Annotated[str | None, typer.Option(help="AWS profile to use.")]
+TaskRoleOption = Annotated[
+    bool, typer.Option("--create-task-role", help="Also create a task role for the flows.")
+]
+RetentionOption = Annotated[
+    int | None, typer.Option(help="Days CloudWatch keeps the flows' logs (default 30).")
+]
+EndpointOption = Annotated[
+    str | None, typer.Option(hidden=True, help="One endpoint for every cloud API (emulators).")
+]
+
+
+def _provision_options(
+    name: str,
+    region: str | None,
+    profile: str | None,
+    create_task_role: bool,
+    log_retention_days: int | None,
+    endpoint_url: str | None,
+) -> Any:
+    from provisioners.registry import ProvisionOptions
+
+    return ProvisionOptions(
+        pool_name=name,
+        region=region,
+        profile=profile,
+        create_task_role=create_task_role,
+        log_retention_days=log_retention_days,
+        endpoint_url=endpoint_url,
+    )
+
+
 @app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="Unique name of the pool.")],
@@ -83,12 +129,25 @@ def create(
         int | None, typer.Option(help="Most runs of this pool active at once.", min=0)
     ] = None,
     description: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    provision_infra: ProvisionFlag = False,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    create_task_role: TaskRoleOption = False,
+    log_retention_days: RetentionOption = None,
+    endpoint_url: EndpointOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a work pool with its 'default' queue."""
+    """Create a work pool with its 'default' queue (and, with --provision-infra, its cloud
+    infrastructure)."""
     from push_pools import pool_types
+    from push_pools.errors import AlreadyExists, InvalidInput, NotFound
 
-    pool_types.get(type)  # an unknown type is refused before anything else is read or sent
+    pool_type = pool_types.get(type)  # an unknown type is refused before anything is sent
+    if dry_run and not provision_infra:
+        raise InvalidInput("--dry-run previews --provision-infra; add --provision-infra")
+    template = read_template(base_job_template) if base_job_template is not None else None
     body: dict[str, Any] = {
         "name": name,
         "type": type,
@@ -96,9 +155,32 @@ def create(
         "concurrency_limit": concurrency_limit,
         "description": description,
     }
-    if base_job_template is not None:
-        body["base_job_template"] = read_template(base_job_template)
     with _client() as client:
+        if provision_infra:
+            from push_pools.cli.provision import apply_defaults, provision
+
+            try:
+                client.get_work_pool(name)
+                raise AlreadyExists(f"work pool '{name}' already exists")
+            except NotFound:
+                pass
+            options = _provision_options(
+                name, region, profile, create_task_role, log_retention_days, endpoint_url
+            )
+            defaults = provision(
+                client,
+                type,
+                options,
+                dry_run=dry_run,
+                yes=yes,
+                as_json=as_json,
+                pool_exists=False,
+            )
+            if defaults is None:
+                return
+            template = apply_defaults(template or pool_type.default_template(), defaults)
+        if template is not None:
+            body["base_job_template"] = template
         pool = client.create_work_pool(body)
     _show_pool(pool, as_json, verb="created")
     if not as_json and not pool_types.get(type).is_push:
@@ -197,7 +279,16 @@ def clear_concurrency_limit(
 @app.command("delete")
 def delete(
     name: Annotated[str, typer.Argument()],
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOption = False,
+    deprovision_infra: Annotated[
+        bool,
+        typer.Option(
+            "--deprovision-infra", help="First remove the cloud resources push-pools created."
+        ),
+    ] = False,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    endpoint_url: EndpointOption = None,
 ) -> None:
     """Delete a pool, its queues and its runs that have not started."""
     import sys
@@ -207,8 +298,89 @@ def delete(
     if not yes and sys.stdin.isatty():
         typer.confirm(f"Delete work pool '{name}'?", abort=True)
     with _client() as client:
+        if deprovision_infra:
+            _deprovision(client, name, region, profile, endpoint_url, yes=True, as_json=False)
         client.delete_work_pool(name)
     console().print(f"Work pool [bold]{name}[/bold] deleted.")
+
+
+def _deprovision(
+    client: Any,
+    name: str,
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+    *,
+    yes: bool,
+    as_json: bool,
+) -> list[Any]:
+    from push_pools.cli.provision import deprovision
+
+    pool = client.get_work_pool(name)
+    defaults = pool["base_job_template"].get("variables", {}).get("properties", {})
+    # The region and endpoint the pool was provisioned with, unless the user says otherwise.
+    region = region or defaults.get("region", {}).get("default")
+    endpoint_url = endpoint_url or defaults.get("endpoint_url", {}).get("default")
+    options = _provision_options(name, region, profile, False, None, endpoint_url)
+    return deprovision(client, pool["type"], options, yes=yes, as_json=as_json)
+
+
+@app.command("provision-infra")
+def provision_infra(
+    name: Annotated[str, typer.Argument(help="An existing pool.")],
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    create_task_role: TaskRoleOption = False,
+    log_retention_days: RetentionOption = None,
+    endpoint_url: EndpointOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create (or repair) the cloud infrastructure of an existing pool and point its job
+    template at it. Safe to run again: only what is missing or drifted changes."""
+    from push_pools.cli.provision import apply_defaults, provision
+
+    with _client() as client:
+        pool = client.get_work_pool(name)
+        options = _provision_options(
+            name, region, profile, create_task_role, log_retention_days, endpoint_url
+        )
+        defaults = provision(
+            client,
+            pool["type"],
+            options,
+            dry_run=dry_run,
+            yes=yes,
+            as_json=as_json,
+            pool_exists=True,
+        )
+        if defaults is None:
+            return
+        template = apply_defaults(pool["base_job_template"], defaults)
+        pool = client.update_work_pool(name, {"base_job_template": template})
+    _show_pool(pool, as_json, verb="now uses the provisioned infrastructure")
+
+
+@app.command("deprovision-infra")
+def deprovision_infra(
+    name: Annotated[str, typer.Argument(help="The pool whose infrastructure to remove.")],
+    yes: YesOption = False,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    endpoint_url: EndpointOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove exactly the cloud resources push-pools created for the pool, last first (also
+    after a half-finished provisioning). Resources it adopted, like a default VPC, stay."""
+    from push_pools.cli.output import print_json
+
+    with _client() as client:
+        removed = _deprovision(
+            client, name, region, profile, endpoint_url, yes=yes, as_json=as_json
+        )
+    if as_json:
+        print_json([r.to_dict() for r in removed])
 
 
 @app.command("get-default-base-job-template")
