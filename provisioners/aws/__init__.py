@@ -3,6 +3,7 @@
 
 A Plan (provisioners/plan.py) of idempotent steps, one module per resource family:
 
+    account.py  the account and region the pool lives in (pins them; teardown's final sweep)
     logs.py     CloudWatch log group (retention)
     ecr.py      ECR repository
     ecs.py      ECS cluster (Fargate, Fargate Spot)
@@ -17,7 +18,14 @@ A Plan (provisioners/plan.py) of idempotent steps, one module per resource famil
 
 Every created resource carries the tags push-pools:pool=<pool> and push-pools:managed-by=
 push-pools and is recorded, so teardown deletes exactly what was created, last first; adopted
-resources (the default VPC) are recorded with created=False and never touched.
+resources (the default VPC) are recorded with created=False and never touched. A crash
+between a create and its record leaves a tagged resource that the next apply adopts (found by
+name or tag) and that teardown's final sweep deletes.
+
+For the CLI: `aws_session(config)`, then `preflight(config, session=...)` (show it; stop on
+`report.missing_permissions`), `build_aws_plan(...)`, `plan.preview()`, `plan.apply()`,
+`template_defaults(outputs, config)` into the pool's template; `plan.teardown()` with the same
+profile and region, then delete the block named `config.credentials_block_name`.
 
 Importing this package does not import boto3; the functions do.
 """
