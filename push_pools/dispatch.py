@@ -83,6 +83,8 @@ class Dispatcher:
         # Infrastructure ids whose executor knows the run's configuration (credentials,
         # region): those this dispatcher submitted, and those it introduced after a restart.
         self._introduced: set[str] = set()
+        # Infrastructure ids this dispatcher already asked its executor to stop.
+        self._stopping: set[str] = set()
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -259,6 +261,10 @@ class Dispatcher:
                         now=now,
                     )
                     continue
+                if run.worker_name != self.name or run.infrastructure_id == infrastructure_id:
+                    # Another dispatcher took the claim over while our submit was slow; the
+                    # name made its submit adopt ours, and it has recorded it already.
+                    continue
                 run.infrastructure_id = infrastructure_id
                 self._introduced.add(infrastructure_id or "")
                 if run.state_type == StateType.PENDING.value:
@@ -331,8 +337,10 @@ class Dispatcher:
         gone = status.state in (InfrastructureState.EXITED, InfrastructureState.MISSING)
         stop_reason: str | None = None
         with self.store.session() as session:
-            run = session.get(FlowRun, run_id)
-            if run is None:
+            try:
+                # Locked: two servers that both see the infrastructure gone record one crash.
+                run = run_store.lock_run(session, run_id)
+            except PushPoolsError:
                 self._checks.pop(run_id, None)
                 return
             state = StateType(run.state_type)
@@ -372,7 +380,10 @@ class Dispatcher:
                         {"infrastructure_id": infrastructure_id, "dispatcher": self.name},
                     )
             self._back_off(run_id)
-        if stop_reason is not None:
+        if stop_reason is not None and infrastructure_id not in self._stopping:
+            # Asked once: the infrastructure may take a while to stop, and each check in the
+            # meantime must not send another stop request.
+            self._stopping.add(infrastructure_id)
             executor.cancel(infrastructure_id)
             with self.store.session() as session:
                 run = run_store.lock_run(session, run_id)
@@ -384,7 +395,7 @@ class Dispatcher:
                         "cancelled; infrastructure stopped",
                         {"infrastructure_id": infrastructure_id, "dispatcher": self.name},
                     )
-            self._checks[run_id] = _Check(due=time.monotonic())
+            self._back_off(run_id)
 
     def _back_off(self, run_id: str) -> None:
         check = self._checks.setdefault(run_id, _Check(due=0))
@@ -451,6 +462,7 @@ class Dispatcher:
                 return
         run.infrastructure_released = True
         self._checks.pop(run.id, None)
+        self._stopping.discard(run.infrastructure_id or "")
 
 
 def _claim_time(session: Any, run: FlowRun) -> datetime | None:
