@@ -21,6 +21,8 @@ class ProvisionOptions:
     create_task_role: bool = False
     log_retention_days: int | None = None
     endpoint_url: str | None = None
+    # Resource name overrides, e.g. {"cluster": "shared-cluster"}; keys are the cloud's own.
+    names: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,22 @@ class AwsProvisioner:
     cloud = "aws"
 
     def __init__(self, options: ProvisionOptions) -> None:
+        import dataclasses
+
         from provisioners import aws
 
         extra: dict[str, Any] = {}
         if options.log_retention_days is not None:
             extra["log_retention_days"] = options.log_retention_days
+        if options.names:
+            known = [f.name for f in dataclasses.fields(aws.AwsNames)]
+            unknown = [key for key, _ in options.names if key not in known]
+            if unknown:
+                raise InvalidInput(
+                    f"unknown resource name(s) {', '.join(unknown)}; "
+                    f"--resource-name takes one of: {', '.join(known)}"
+                )
+            extra["names"] = aws.AwsNames(**dict(options.names))
         self.config = aws.AwsProvisionConfig(
             pool_name=options.pool_name,
             region=options.region,

@@ -151,3 +151,35 @@ def test_type_without_provisioner_and_invalid_pool_name(server, cli, aws) -> Non
     )
     assert bad.exit_code != 0 and "Traceback" not in bad.stderr
     assert cli("work-pool", "ls", "--json").json() == []
+
+
+def test_resource_name_overrides(server, cli, aws) -> None:
+    result = cli(
+        "work-pool",
+        "create",
+        "ecs-pool",
+        "--type",
+        "ecs:push",
+        "--provision-infra",
+        "--dry-run",
+        "--json",
+        "--resource-name",
+        "cluster=shared-flows",
+        *provision_args(aws),
+    )
+    assert result.exit_code == 0, result.stderr
+    titles = " ".join(s["title"] for s in result.json()["steps"])
+    assert "shared-flows" in titles
+    bad = cli(
+        "work-pool",
+        "create",
+        "ecs-pool",
+        "--type",
+        "ecs:push",
+        "--provision-infra",
+        "--dry-run",
+        "--resource-name",
+        "clusterr=x",
+        *provision_args(aws),
+    )
+    assert bad.exit_code != 0 and "cluster" in bad.stderr and "Traceback" not in bad.stderr

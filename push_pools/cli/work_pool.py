@@ -94,6 +94,15 @@ TaskRoleOption = Annotated[
 RetentionOption = Annotated[
     int | None, typer.Option(help="Days CloudWatch keeps the flows' logs (default 30).")
 ]
+NamesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--resource-name",
+        help="Override a created resource's name, KEY=NAME (repeatable); for ecs:push KEY is "
+        "user, policy, execution_role, task_role, cluster, log_group, repository, "
+        "security_group or vpc. Naming an existing resource we did not create adopts it.",
+    ),
+]
 EndpointOption = Annotated[
     str | None, typer.Option(hidden=True, help="One endpoint for every cloud API (emulators).")
 ]
@@ -106,10 +115,19 @@ def _provision_options(
     create_task_role: bool,
     log_retention_days: int | None,
     endpoint_url: str | None,
+    resource_names: list[str] | None = None,
 ) -> Any:
     from provisioners.registry import ProvisionOptions
+    from push_pools.errors import InvalidInput
 
+    names = []
+    for pair in resource_names or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not value:
+            raise InvalidInput(f"--resource-name '{pair}' is not of the form KEY=NAME")
+        names.append((key, value))
     return ProvisionOptions(
+        names=tuple(names),
         pool_name=name,
         region=region,
         profile=profile,
@@ -137,6 +155,7 @@ def create(
     create_task_role: TaskRoleOption = False,
     log_retention_days: RetentionOption = None,
     endpoint_url: EndpointOption = None,
+    resource_name: NamesOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a work pool with its 'default' queue (and, with --provision-infra, its cloud
@@ -165,7 +184,13 @@ def create(
             except NotFound:
                 pass
             options = _provision_options(
-                name, region, profile, create_task_role, log_retention_days, endpoint_url
+                name,
+                region,
+                profile,
+                create_task_role,
+                log_retention_days,
+                endpoint_url,
+                resource_name,
             )
             defaults = provision(
                 client,
@@ -335,6 +360,7 @@ def provision_infra(
     create_task_role: TaskRoleOption = False,
     log_retention_days: RetentionOption = None,
     endpoint_url: EndpointOption = None,
+    resource_name: NamesOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create (or repair) the cloud infrastructure of an existing pool and point its job
@@ -344,7 +370,13 @@ def provision_infra(
     with _client() as client:
         pool = client.get_work_pool(name)
         options = _provision_options(
-            name, region, profile, create_task_role, log_retention_days, endpoint_url
+            name,
+            region,
+            profile,
+            create_task_role,
+            log_retention_days,
+            endpoint_url,
+            resource_name,
         )
         defaults = provision(
             client,
