@@ -428,6 +428,11 @@ def flow(
     return decorator
 
 
+# `flow.from_source(...)`, as Prefect users write it: the decorator carries the classmethod-like
+# door too, so the README's spelling and Flow.from_source are the same call.
+flow.from_source = Flow.from_source  # type: ignore[attr-defined]
+
+
 def is_flow(obj: object) -> bool:
     """Whether `obj` is a flow object (made by `@flow`), not just the class or a function."""
     return getattr(obj, "__push_pools_flow__", False) is True and not isinstance(obj, type)

@@ -81,9 +81,10 @@ def test_from_source_git_repository_is_cloned_at_run_time(
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "flows")
     client.create_work_pool({"name": "pool", "type": "process"})
-    from push_pools import Flow
+    from push_pools import flow
 
-    source = Flow.from_source(f"file://{repo}", "flows.py:greet")
+    # The README's spelling: the decorator itself offers from_source.
+    source = flow.from_source(f"file://{repo}", "flows.py:greet")
     deployment = source.deploy("from-git", work_pool_name="pool")
     assert any("git_clone" in next(iter(step)) for step in deployment["pull_steps"])
     worker_factory("pool")
