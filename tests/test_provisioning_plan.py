@@ -636,4 +636,3 @@ class TestRecordsInTheStore:
         plan_for(ctx, api_recorder).teardown()
         assert client.list_infrastructure("future-pool") == []
         assert list(ctx.cloud) == ["network"]
-

@@ -64,9 +64,12 @@ def test_flow_serve_runs_its_deployment_without_a_pool(server, client, flow_dir)
 
 def git(cwd: Path, *args: str) -> None:
     env = {
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
-        "HOME": str(cwd), "PATH": "/usr/bin:/bin",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+        "HOME": str(cwd),
+        "PATH": "/usr/bin:/bin",
     }
     subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
 
