@@ -250,7 +250,13 @@ class Dispatcher:
             for run_id, infrastructure_id, error in outcomes:
                 run = run_store.lock_run(session, run_id)
                 if StateType(run.state_type) in FINAL:
-                    continue  # cancelled while we submitted; the watcher stops what started
+                    # Cancelled while we submitted: recorded all the same, so the watcher
+                    # stops and cleans up what started.
+                    if infrastructure_id is not None and run.infrastructure_id is None:
+                        run.infrastructure_id = infrastructure_id
+                        self._introduced.add(infrastructure_id)
+                        self._checks[run_id] = _Check(due=time.monotonic())
+                    continue
                 if error is not None:
                     run_store.record_state(
                         session,
@@ -442,7 +448,11 @@ class Dispatcher:
         values = run_store.job_values(session, pool, run)
         now = utcnow()
         if run.state_type == StateType.PENDING.value:
-            limit = values.get("start_timeout_seconds") or DEFAULT_START_TIMEOUT_SECONDS
+            limit = (
+                values.get("start_timeout_seconds")
+                or values.get("task_start_timeout_seconds")  # ECS pools: Prefect's name
+                or DEFAULT_START_TIMEOUT_SECONDS
+            )
             claimed_at = _claim_time(session, run) or run.state_timestamp
             if now - claimed_at > timedelta(seconds=float(limit)):
                 return f"did not start within its start timeout of {limit:g} s"

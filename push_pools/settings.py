@@ -40,3 +40,23 @@ def api_key() -> str | None:
 
 def encryption_key_env() -> str | None:
     return os.environ.get("PUSH_POOLS_ENCRYPTION_KEY") or None
+
+
+def dispatch_lease_seconds() -> float:
+    """`PUSH_POOLS_DISPATCH_LEASE_SECONDS` (default 30): how long a server's claim on a run, or
+    a submission it never recorded, is left alone before another server (or this one, after a
+    restart) takes the run over. Shorter recovers faster after a crash; it must stay longer than
+    a slow submit (a cloud call with its retries)."""
+    from push_pools.errors import InvalidInput
+
+    raw = os.environ.get("PUSH_POOLS_DISPATCH_LEASE_SECONDS") or "30"
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0.5 <= seconds <= 86_400:
+        raise InvalidInput(
+            f"PUSH_POOLS_DISPATCH_LEASE_SECONDS={raw!r} is not a number of seconds between "
+            "0.5 and 86400; unset it for the default of 30"
+        )
+    return seconds

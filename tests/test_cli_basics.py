@@ -379,6 +379,17 @@ def test_server_start_on_a_busy_port(tmp_path: Path) -> None:
     assert "in use" in result.stderr
 
 
+@pytest.mark.parametrize("value", ["soon", "0", "-5"])
+def test_server_start_refuses_a_bad_dispatch_lease_in_one_line(tmp_path: Path, value: str) -> None:
+    env = base_env(tmp_path / "home", "http://127.0.0.1:9/api")
+    env["PUSH_POOLS_DISPATCH_LEASE_SECONDS"] = value
+    result = pp("server", "start", "--port", str(free_port()), env=env, timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    assert f"PUSH_POOLS_DISPATCH_LEASE_SECONDS={value!r}" in result.stderr
+    assert "default of 30" in result.stderr
+
+
 def test_cli_without_a_server_names_the_url(tmp_path: Path) -> None:
     port = free_port()
     env = base_env(tmp_path / "home", f"http://127.0.0.1:{port}/api")

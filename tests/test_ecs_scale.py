@@ -2,20 +2,19 @@
 
 1. Many runs of one deployment, due now, all complete on "ECS" and share ONE task definition
    revision. PUSH_POOLS_ECS_SCALE_RUNS=100 runs the full hundred by hand (default below).
-2. A dispatcher that dies between run_task and recording the submission: another dispatcher
-   on the same store takes the stale claims over and adopts the tasks already started, so every
-   run has exactly one ECS task and completes.
+2. A server process killed with SIGKILL inside RunTask (after moto created the task, before
+   the answer reached the server) and started again on the same store: every run has exactly
+   one ECS task and completes.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,12 +23,10 @@ import pytest
 
 from push_pools import ecs_template
 from push_pools.client import Client
-from push_pools.dispatch import Dispatcher
-from push_pools.embedded import EmbeddedServer
-from push_pools.executors.base import Submission
-from push_pools.executors.ecs import EcsExecutor
+from push_pools.embedded import free_port
 from push_pools.executors.ecs.job import started_by_for
 from tests.conftest import deploy
+from tests.dispatch_helpers import ServerProcess
 from tests.emulators.ecs_runner import EcsRunner
 from tests.emulators.moto_server import aws_test_env
 
@@ -193,64 +190,92 @@ def test_many_due_runs_of_one_deployment_complete_with_one_task_definition(
     assert set(per_run) == set(run_ids) and set(per_run.values()) == {1}
 
 
-class CrashingExecutor:
-    """The real EcsExecutor until `limit` runs were submitted; then the process "dies":
-    SystemExit from submit, before anything is recorded in the store."""
-
-    def __init__(self, real: EcsExecutor, limit: int) -> None:
-        self.real = real
-        self.limit = limit
-        self.submitted: list[str] = []
-        self._lock = threading.Lock()
-
-    def submit(self, submission: Submission) -> str:
-        with self._lock:
-            if len(self.submitted) >= self.limit:
-                raise SystemExit("dispatcher killed mid-dispatch")
-            self.submitted.append(submission.flow_run_id)
-        return self.real.submit(submission)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
+KILL_RUNS = 12
 
 
-def test_a_dispatcher_killed_mid_dispatch_leaves_one_task_per_run(
-    server_factory: Callable[..., EmbeddedServer], aws: Aws, runner: EcsRunner, tmp_path: Path
+@pytest.mark.parametrize(
+    ("provisioning_seconds", "lease_seconds"),
+    [
+        # Tasks start at once: their engines reconnect and report Running (with the task's
+        # infrastructure id) before the restarted server would take the claims over (lease
+        # 4 s); the server watches those tasks from what the engines reported.
+        (0.0, 4.0),
+        # Tasks start late: the runs are still Pending when the claims are taken over (lease
+        # 2 s), so the restarted server submits them again and the executor adopts the tasks.
+        (6.0, 2.0),
+    ],
+    ids=["engines-started", "tasks-provisioning"],
+)
+def test_a_server_killed_inside_run_task_and_restarted_starts_no_second_task(
+    aws: Aws,
+    runner: EcsRunner,
+    database_url: str,
+    home: Path,
+    tmp_path: Path,
+    provisioning_seconds: float,
+    lease_seconds: float,
 ) -> None:
-    server = server_factory(run_dispatcher=False)  # only the dispatchers below submit
-    with Client(server.api_url) as client:
-        make_pool(client, aws)
-        deployment = trivial_deployment(client, tmp_path)
-        run_ids = create_due_runs(client, deployment["id"], CRASH_RUNS)
-        crashing = CrashingExecutor(EcsExecutor(), CRASH_RUNS // 2)
-        first = Dispatcher(
-            server.store,
-            api_url=server.api_url,
-            name="doomed",
-            executor_factory=lambda _pool_type: crashing,
-        )
-        second = Dispatcher(server.store, api_url=server.api_url, name="rescuer", lease_seconds=1)
-        try:
-            with pytest.raises(SystemExit):
-                first.dispatch_once()
-            first.stop()  # its submit threads finish what they started: half the batch
-            assert len(crashing.submitted) == CRASH_RUNS // 2
-            submitted = set(crashing.submitted)
-            # Nothing was recorded: every run is claimed (Pending) with no infrastructure.
-            for run_id in run_ids:
-                run = client.get_run(run_id)
-                assert run["infrastructure_id"] is None or run_id in submitted, run
-            second.start()
-            final = wait_all_final(client, run_ids, timeout=60)
-        finally:
-            second.stop()
-            first.stop()
-        bad = {r: (f["state"], f.get("state_message")) for r, f in final.items()}
-        assert {r: v for r, v in bad.items() if v[0] != "COMPLETED"} == {}
-        per_run = {run_id: aws.tasks_of(run_id) for run_id in run_ids}
-        assert {r: len(t) for r, t in per_run.items() if len(t) != 1} == {}
-        by_runner = runner_tasks_by_run(runner, run_ids)
-        assert set(by_runner) == set(run_ids) and set(by_runner.values()) == {1}
-        for run_id in run_ids:
-            states = client.run_states(run_id)
-            assert [s["name"] for s in states if s["name"] == "Submitted"] in ([], ["Submitted"])
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PUSH_POOLS_HOME": str(home),
+        "PUSH_POOLS_API_URL": api_url,
+        "PUSH_POOLS_DATABASE_URL": database_url,
+        # Claims the killed server left are taken over seconds after they were made, not 30.
+        "PUSH_POOLS_DISPATCH_LEASE_SECONDS": str(lease_seconds),
+    }
+    log = tmp_path / "server.log"
+    first, second = ServerProcess(port, env, log), ServerProcess(port, env, log)
+    run_task_calls: list[list[str]] = []
+
+    def kill_the_server_inside_the_third_run_task(task_arns: list[str]) -> None:
+        run_task_calls.append(task_arns)
+        if len(run_task_calls) == 3:
+            first.kill()  # SIGKILL: the task exists in ECS; the server never hears of it
+
+    try:
+        first.start()
+        with Client(api_url) as client:
+            make_pool(client, aws)
+            deployment = trivial_deployment(client, tmp_path)
+            # Paused while the runs are made, so that the kill cannot interrupt making them.
+            client.update_work_pool(POOL, {"paused": True})
+            run_ids = create_due_runs(client, deployment["id"], KILL_RUNS)
+            runner.after_run_task = kill_the_server_inside_the_third_run_task
+            runner.provisioning_seconds = provisioning_seconds
+            client.update_work_pool(POOL, {"paused": False})
+        deadline = time.monotonic() + 60
+        while first.process is None or first.process.poll() is None:
+            assert time.monotonic() < deadline, f"no third RunTask:\n{first.log_tail()}"
+            time.sleep(0.05)
+        runner.after_run_task = None
+        started_by_first = {run_id for run_id in run_ids if aws.tasks_of(run_id)}
+        assert started_by_first, "the server died before any task was started"
+
+        second.start()
+        with Client(api_url) as client:
+            final = wait_all_final(client, run_ids, timeout=120)
+            histories = {run_id: client.run_states(run_id) for run_id in run_ids}
+    finally:
+        runner.after_run_task = None
+        runner.provisioning_seconds = 0.0
+        first.kill()
+        second.kill()
+
+    bad = {r: (f["state"], f.get("state_message")) for r, f in final.items()}
+    assert {r: v for r, v in bad.items() if v[0] != "COMPLETED"} == {}, second.log_tail()
+    assert sorted(f["result"] for f in final.values()) == list(range(KILL_RUNS))
+    unwatched = [r for r, f in final.items() if not f["infrastructure_id"]]
+    assert unwatched == [], "runs whose task the server never learned of (nobody watched it)"
+    per_run = {run_id: aws.tasks_of(run_id) for run_id in run_ids}
+    assert {r: len(t) for r, t in per_run.items() if len(t) != 1} == {}
+    by_runner = runner_tasks_by_run(runner, run_ids)
+    assert set(by_runner) == set(run_ids) and set(by_runner.values()) == {1}
+    for run_id, states in histories.items():
+        names = [s["name"] for s in states]
+        assert names.count("Submitted") <= 1 and names.count("Running") == 1, (run_id, names)
+    print(
+        f"\nkilled inside RunTask #3 with {len(started_by_first)} of {KILL_RUNS} tasks started; "
+        "after the restart every run completed on exactly one task"
+    )

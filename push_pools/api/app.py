@@ -46,6 +46,8 @@ def create_app(
     store.migrate()
     key = api_key if api_key is not None else settings.api_key()
     notifier = WorkNotifier()
+    # Read now: a bad value stops `server start` with one line, not a trace from the lifespan.
+    lease_seconds = settings.dispatch_lease_seconds() if run_dispatcher else 0.0
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,7 +57,12 @@ def create_app(
         if run_dispatcher:
             from push_pools.dispatch import Dispatcher
 
-            dispatcher = Dispatcher(store, api_url=api_url or settings.api_url(), api_key=key)
+            dispatcher = Dispatcher(
+                store,
+                api_url=api_url or settings.api_url(),
+                api_key=key,
+                lease_seconds=lease_seconds,
+            )
             app.state.dispatcher = dispatcher
             notifier.add_listener(lambda _keys: dispatcher.wake.set())
             dispatcher.start()

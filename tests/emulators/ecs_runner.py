@@ -20,6 +20,7 @@ What it emulates of ECS, and how:
 - secrets: resolved from moto's Secrets Manager or SSM; a missing one fails the start.
 - images named in `unpullable_images` fail with CannotPullContainerError.
 - an exit by signal N is exit code 128+N, as Docker reports it.
+- `after_run_task` runs between creating tasks and answering RunTask (to kill a caller there).
 
 This reaches into moto's in-memory models (moto.backends.get_backend), which moto does not
 promise to keep stable; written against moto 5.2.5.
@@ -83,6 +84,11 @@ class EcsRunner:
         self.endpoint = ""
         # Images whose pull fails, to test what a run shows for CannotPullContainerError.
         self.unpullable_images: set[str] = set()
+        # Called with the new task ARNs after moto created them and before RunTask answers:
+        # a test can kill the caller there, so the tasks exist but the caller never learns so.
+        self.after_run_task: Callable[[list[str]], None] | None = None
+        # How long a new task stays PROVISIONING before its process starts (a slow pull).
+        self.provisioning_seconds = 0.0
         self.tasks: dict[str, TaskProcess] = {}
         # Exceptions inside the runner's threads: a test can assert there were none.
         self.errors: list[str] = []
@@ -106,6 +112,7 @@ class EcsRunner:
         self.endpoint = self._server.endpoint
         for region in self.regions:
             self._intercept_stop_task(self._ecs(region))
+            self._intercept_run_task(self._ecs(region))
         self._watcher = threading.Thread(target=self._watch, name="ecs-runner", daemon=True)
         self._watcher.start()
         return self
@@ -123,6 +130,7 @@ class EcsRunner:
             thread.join(10)
         for backend in self._patched:
             backend.__dict__.pop("stop_task", None)
+            backend.__dict__.pop("run_task", None)
         self._patched.clear()
         if self._server is not None:
             # moto's state is global to the process: leave nothing behind for other tests.
@@ -189,6 +197,19 @@ class EcsRunner:
         backend.stop_task = stop_task  # an instance attribute: moto's class stays untouched
         self._patched.append(backend)
 
+    def _intercept_run_task(self, backend: Any) -> None:
+        """run_task as moto does it, then `after_run_task` (if set) before the answer."""
+        original = backend.run_task
+
+        def run_task(*args: Any, **kwargs: Any) -> Any:
+            tasks = original(*args, **kwargs)
+            hook = self.after_run_task
+            if hook is not None:
+                hook([task.task_arn for task in tasks])
+            return tasks
+
+        backend.run_task = run_task  # an instance attribute, as for stop_task
+
     @staticmethod
     def _task(backend: Any, task_arn: str) -> Any:
         for tasks in list(backend.tasks.values()):
@@ -231,6 +252,8 @@ class EcsRunner:
             return
         task.status = "PROVISIONING"
         task.created_at = datetime.now(UTC)
+        if self.provisioning_seconds:
+            handle.stop_requested.wait(self.provisioning_seconds)
         definition = backend.describe_task_definition(task.task_definition_arn)
         containers = definition.container_definitions
         container_def = next((c for c in containers if c.get("essential", True)), containers[0])
