@@ -182,7 +182,7 @@ def default_template() -> dict[str, Any]:
         "cloudwatch_create_log_group",
         "cloudwatch_logs_options",
         "auto_deregister_task_definition",
-        "start_timeout_seconds",
+        "task_start_timeout_seconds",
         "max_run_seconds",
         "aws_credentials",
         "endpoint_url",
@@ -459,13 +459,12 @@ def default_template() -> dict[str, Any]:
                     "type": "boolean",
                     "default": False,
                 },
-                "start_timeout_seconds": {
-                    "title": "Start Timeout (seconds)",
+                "task_start_timeout_seconds": {
+                    "title": "Task Start Timeout (seconds)",
                     "description": (
                         "A run whose task has not started the flow this many seconds after "
                         "the server picked it up (pulling the image included) is marked "
-                        "crashed and its task stopped. Prefect calls this "
-                        "task_start_timeout_seconds."
+                        "crashed and its task stopped. The name Prefect's ECS pools use."
                     ),
                     "type": "integer",
                     "minimum": 1,

@@ -519,6 +519,26 @@ def test_cancelling_a_running_run_stops_its_task(
     assert task["tasks"][0]["stopCode"] == "UserInitiated"
 
 
+def test_a_task_that_does_not_start_in_task_start_timeout_seconds_is_crashed_and_stopped(
+    client: Any, flow_dir: Path, ecs_pool: str, aws: Aws, runner: EcsRunner
+) -> None:
+    deployment = deploy(
+        client, flow_dir, "greet", pool=ecs_pool, job_variables={"task_start_timeout_seconds": 2}
+    )
+    runner.provisioning_seconds = 60  # an image pull that never ends
+    try:
+        run = client.create_run(deployment["id"], {})
+        final = wait_for_state(client, run["id"], timeout=30)
+    finally:
+        runner.provisioning_seconds = 0.0
+    assert final["state"] == "CRASHED"
+    assert "did not start within its start timeout of 2 s" in final["state_message"]
+    task = _cluster_task(aws, final["infrastructure_id"])
+    assert task["desiredStatus"] == "STOPPED"  # asked to stop; the runner ends it
+    handle = runner.tasks[task["taskArn"]]
+    assert handle.popen is None, "the flow's process was started after the deadline"
+
+
 def test_invalid_fargate_size_is_refused_at_deploy_time(
     client: Any, flow_dir: Path, ecs_pool: str
 ) -> None:
