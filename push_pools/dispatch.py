@@ -28,7 +28,7 @@ from push_pools.executors.base import InfrastructureState, InfrastructureStatus,
 from push_pools.states import ACTIVE, FINAL, StateType
 from push_pools.store import runs as run_store
 from push_pools.store.db import Store
-from push_pools.store.tables import FlowRun, WorkPool, utcnow
+from push_pools.store.tables import Deployment, FlowRun, WorkPool, utcnow
 
 log = logging.getLogger("push_pools.dispatch")
 
@@ -145,8 +145,11 @@ class Dispatcher:
                     session, pool, claimer=self.name, limit=self.batch_size
                 ).runs
                 claimed += self._take_over_stale_claims(session, pool)
+                # Read once for the batch, not once per run.
+                deployments = _load_deployments(session, claimed)
                 for run in claimed:
-                    submission, error = self._prepare(session, pool, run)
+                    deployment = deployments.get(run.deployment_id or "")
+                    submission, error = self._prepare(session, pool, run, deployment)
                     jobs.append((pool.type, run.id, submission, error))
         if not jobs:
             return 0
@@ -207,13 +210,13 @@ class Dispatcher:
         return taken
 
     def _prepare(
-        self, session: Any, pool: WorkPool, run: FlowRun
+        self, session: Any, pool: WorkPool, run: FlowRun, deployment: Deployment | None = None
     ) -> tuple[Submission | None, str | None]:
         """Render the run's job configuration with its credentials; or say why it cannot run."""
         from push_pools.blocks import SecretBox
         from push_pools.store.blocks import resolve_block
 
-        values = run_store.job_values(session, pool, run)
+        values = run_store.job_values(session, pool, run, deployment)
         box: list[SecretBox] = []
 
         def resolve(block_type: str, block_name: str) -> dict[str, Any]:
@@ -247,8 +250,12 @@ class Dispatcher:
     def _record_submissions(self, outcomes: list[tuple[str, str | None, str | None]]) -> None:
         now = utcnow()
         with self.store.session() as session:
+            # One query for the batch: a query per run would also flush per run.
+            runs = run_store.lock_runs(session, [run_id for run_id, _, _ in outcomes])
             for run_id, infrastructure_id, error in outcomes:
-                run = run_store.lock_run(session, run_id)
+                run = runs.get(run_id)
+                if run is None:
+                    continue  # deleted while we submitted; the watcher never sees it
                 if StateType(run.state_type) in FINAL:
                     # Cancelled while we submitted: recorded all the same, so the watcher
                     # stops and cleans up what started.
@@ -473,6 +480,13 @@ class Dispatcher:
         run.infrastructure_released = True
         self._checks.pop(run.id, None)
         self._stopping.discard(run.infrastructure_id or "")
+
+
+def _load_deployments(session: Any, runs: list[FlowRun]) -> dict[str, Deployment]:
+    ids = {run.deployment_id for run in runs if run.deployment_id}
+    if not ids:
+        return {}
+    return {d.id: d for d in session.scalars(select(Deployment).where(Deployment.id.in_(ids)))}
 
 
 def _claim_time(session: Any, run: FlowRun) -> datetime | None:

@@ -85,11 +85,16 @@ def _names_for(session: Session, runs: list[FlowRun]) -> dict[str, str]:
     return names
 
 
-def job_values(session: Session, pool: WorkPool, run: FlowRun) -> dict[str, Any]:
-    """The run's job variables: pool defaults <- deployment's job_variables <- the run's own."""
+def job_values(
+    session: Session, pool: WorkPool, run: FlowRun, deployment: Deployment | None = None
+) -> dict[str, Any]:
+    """The run's job variables: pool defaults <- deployment's job_variables <- the run's own.
+
+    `deployment`: the run's, when the caller has it already (else it is read)."""
     from push_pools import templates
 
-    deployment = session.get(Deployment, run.deployment_id) if run.deployment_id else None
+    if deployment is None and run.deployment_id:
+        deployment = session.get(Deployment, run.deployment_id)
     return templates.merge_job_variables(
         templates.default_values(pool.base_job_template),
         deployment.job_variables if deployment else {},
@@ -110,6 +115,15 @@ def lock_run(session: Session, run_id: str) -> FlowRun:
     if run is None:
         raise NotFound(f"flow run '{run_id}' not found; `push-pools flow-run ls` lists runs")
     return run
+
+
+def lock_runs(session: Session, run_ids: list[str]) -> dict[str, FlowRun]:
+    """The runs that exist among `run_ids`, locked as by lock_run, in one query (in id order,
+    so two sessions locking overlapping sets cannot deadlock)."""
+    rows = session.scalars(
+        select(FlowRun).where(FlowRun.id.in_(run_ids)).order_by(FlowRun.id).with_for_update()
+    )
+    return {run.id: run for run in rows}
 
 
 def list_runs(
