@@ -43,10 +43,10 @@ def encryption_key_env() -> str | None:
 
 
 def dispatch_lease_seconds() -> float:
-    """`PUSH_POOLS_DISPATCH_LEASE_SECONDS` (default 30): how long a server's claim on a run, or
-    a submission it never recorded, is left alone before another server (or this one, after a
-    restart) takes the run over. Shorter recovers faster after a crash; it must stay longer than
-    a slow submit (a cloud call with its retries)."""
+    """`PUSH_POOLS_DISPATCH_LEASE_SECONDS` (default 30): how long a server's claim on a run
+    with no submission recorded is left alone before another server (or this one, restarted
+    after a crash) submits the run again, adopting what was started. Shorter recovers faster;
+    longer spares a second lookup when a submit is slow (a cloud call with its retries)."""
     from push_pools.errors import InvalidInput
 
     raw = os.environ.get("PUSH_POOLS_DISPATCH_LEASE_SECONDS") or "30"
