@@ -392,6 +392,17 @@ def test_run_watch_exits_zero_when_the_run_completes(project: Path, cli, worker_
     assert run["parameters"] == {"name": "Ada"}
 
 
+def test_run_reads_params_by_the_flows_types(project: Path, cli) -> None:
+    """`--param name=123` is the text "123" for a str parameter, a number for an int one."""
+    assert cli("deploy", *NIGHTLY, "--no-prompt").exit_code == 0
+    result = cli(
+        "deployment", "run", "greet/nightly", "--param", "name=123", "--param", "times=2",
+        "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.json()["parameters"] == {"name": "123", "times": 2}
+
+
 def test_run_refuses_a_bad_parameter_before_creating_a_run(project: Path, cli) -> None:
     assert cli("deploy", *NIGHTLY, "--no-prompt").exit_code == 0
     result = cli("deployment", "run", "greet/nightly", "--param", "times=abc")

@@ -484,6 +484,8 @@ class DeployCommand:
             target = update.get("entrypoint") or spec.entrypoint
             # The flow's schema decides how each value is read: "123" stays text for a str.
             schema = self.flow_of(target).parameter_schema() if target else {}
+            from push_pools.cli.params import parse_params
+
             parsed = parse_params(o.params, schema.get("properties") or {})
             update["parameters"] = {**spec.parameters, **parsed}
         return spec.model_copy(update=update)
@@ -705,38 +707,6 @@ class DeployCommand:
         if deployment.get("paused"):
             out.print("  paused:    yes (resume it to let its schedules make runs)", markup=False)
         out.print(f"Run it with: push-pools deployment run '{full_name}'", markup=False)
-
-
-def parse_params(pairs: list[str], properties: dict[str, Any]) -> dict[str, Any]:
-    """`--param k=v` values, read according to the flow's parameter schema `properties`."""
-    from push_pools.errors import InvalidInput
-
-    parsed: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise InvalidInput(f"--param '{pair}' is not of the form key=value")
-        parsed[key] = _read_value(raw, properties.get(key) or {})
-    return parsed
-
-
-def _read_value(raw: str, schema: dict[str, Any]) -> Any:
-    """JSON when it parses, except for string parameters: `--param name=123` means "123"."""
-    if _is_string_only(schema) and not raw.startswith('"'):
-        return raw
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
-
-
-def _is_string_only(schema: dict[str, Any]) -> bool:
-    kinds = (
-        {schema.get("type")}
-        if "type" in schema
-        else {option.get("type") for option in schema.get("anyOf", []) if isinstance(option, dict)}
-    )
-    return "string" in kinds and kinds <= {"string", "null"}
 
 
 def _replace(overrides: Overrides, **changes: Any) -> Overrides:

@@ -85,15 +85,20 @@ def run(
     from datetime import UTC, datetime, timedelta
 
     from push_pools.cli.output import console, parse_key_values, print_json
+    from push_pools.cli.params import parse_params
 
-    body: dict[str, Any] = {
-        "parameters": parse_key_values(param, "--param"),
-        "job_variables": parse_key_values(job_variable, "--job-variable"),
-    }
-    if start_in:
-        body["scheduled_time"] = (datetime.now(UTC) + timedelta(seconds=start_in)).isoformat()
+    job_variables = parse_key_values(job_variable, "--job-variable")
     with _client() as client:
         deployment = client.get_deployment_by_name(name)
+        # The flow's schema decides how each value is read: "123" stays text for a str.
+        properties = (deployment.get("parameter_schema") or {}).get("properties") or {}
+        body: dict[str, Any] = {
+            "parameters": parse_params(param or [], properties),
+            "job_variables": job_variables,
+        }
+        if start_in:
+            when = datetime.now(UTC) + timedelta(seconds=start_in)
+            body["scheduled_time"] = when.isoformat()
         run = client.create_run(deployment["id"], body)
         if not as_json:
             console().print(f"Created flow run [bold]{run['name']}[/bold]")
