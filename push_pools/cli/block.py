@@ -7,7 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="Store credentials and other configuration blocks.", no_args_is_help=True)
+app = typer.Typer(
+    help="Store credentials and other configuration blocks.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable fields) for scripts.")]
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="Inspect and run deployments.", no_args_is_help=True)
+app = typer.Typer(help="Inspect and run deployments.", no_args_is_help=True, rich_markup_mode=None)
 
 NameArg = Annotated[str, typer.Argument(help="'flow-name/deployment-name'.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable fields) for scripts.")]

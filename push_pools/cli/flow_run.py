@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="Inspect flow runs and their logs.", no_args_is_help=True)
+app = typer.Typer(
+    help="Inspect flow runs and their logs.", no_args_is_help=True, rich_markup_mode=None
+)
 
 IdArg = Annotated[str, typer.Argument(help="Flow run id.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable fields) for scripts.")]

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="Create and manage work pools.", no_args_is_help=True)
+app = typer.Typer(help="Create and manage work pools.", no_args_is_help=True, rich_markup_mode=None)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable fields) for scripts.")]
 TemplateOption = Annotated[

@@ -6,7 +6,9 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="Create and manage the work queues of a pool.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create and manage the work queues of a pool.", no_args_is_help=True, rich_markup_mode=None
+)
 
 PoolOption = Annotated[str, typer.Option("--pool", "-p", help="The queue's work pool.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable fields) for scripts.")]

@@ -6,7 +6,11 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Start a worker that runs a pool's flow runs here.", no_args_is_help=True)
+app = typer.Typer(
+    help="Start a worker that runs a pool's flow runs here.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 @app.command("start")
