@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_an_in_memory_store_works_across_threads() -> None:
     import threading
@@ -23,3 +25,63 @@ def test_an_in_memory_store_works_across_threads() -> None:
     thread.start()
     thread.join()
     assert counts == [1]
+
+
+def test_head_revision_is_alembics_newest_migration() -> None:
+    """Bump HEAD_REVISION with every new migration, or stores would never be upgraded to it."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from push_pools.store.db import HEAD_REVISION, MIGRATIONS_DIR
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_a_new_store_and_a_current_one_open_without_alembic(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from push_pools.store.db import HEAD_REVISION
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    program = (
+        "import sys\n"
+        "from push_pools.store.db import Store, current_revision\n"
+        f"store = Store({url!r})\n"
+        "store.migrate()\n"
+        "print(current_revision(store.engine), 'alembic' in sys.modules)\n"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+        for _ in range(2)
+    ]
+    assert [r.stdout.split() for r in runs] == [[HEAD_REVISION, "False"]] * 2
+
+
+@pytest.mark.store
+def test_the_migrations_build_exactly_the_schema_a_new_store_gets(database_url: str) -> None:
+    """New stores skip the migrations (create_schema_if_empty); upgraded ones run them: both
+    must end with the same tables, columns, types, indexes and constraints."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
+    from alembic.migration import MigrationContext
+
+    from push_pools.store.db import HEAD_REVISION, MIGRATIONS_DIR, current_revision, make_engine
+    from push_pools.store.tables import Base
+
+    engine = make_engine(database_url)
+    try:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        assert current_revision(engine) == HEAD_REVISION
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
