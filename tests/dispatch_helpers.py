@@ -13,10 +13,11 @@ import sys
 import threading
 import time
 import traceback
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from push_pools.client import Client
 from push_pools.executors.base import InfrastructureState, InfrastructureStatus, Submission
 from push_pools.models import DeploymentCreate, WorkPoolCreate
 from push_pools.store import deployments as deployment_store
@@ -249,3 +250,29 @@ def kill_sandboxes(runs_dir: Path) -> None:
                 os.killpg(ref[0], signal.SIGKILL)  # both lead their own process group
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+# --- runs through a server -----------------------------------------------------------------------
+
+TRIVIAL_FLOW = (
+    "from push_pools import flow\n\n\n@flow\ndef trivial(i: int = 0) -> int:\n    return i\n"
+)
+
+
+def write_trivial_flow(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "flows.py").write_text(TRIVIAL_FLOW)
+    return directory
+
+
+def submitted_after(client: Client, run: dict[str, Any], timeout: float = 15) -> float:
+    """Seconds from the run's creation to its Submitted state, both as the server recorded them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = client.run_states(run["id"])
+        submitted = [s for s in states if s["name"] == "Submitted"]
+        if submitted:
+            created = datetime.fromisoformat(run["created"])
+            return (datetime.fromisoformat(submitted[0]["timestamp"]) - created).total_seconds()
+        assert time.monotonic() < deadline, f"run not submitted after {timeout} s: {states}"
+        time.sleep(0.02)

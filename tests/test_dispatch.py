@@ -39,14 +39,13 @@ from tests.dispatch_helpers import (
     dispatch_until_idle,
     kill_sandboxes,
     seed_managed_runs,
+    submitted_after,
+    write_trivial_flow,
 )
 
 pytestmark = pytest.mark.store
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-TRIVIAL_FLOW = (
-    "from push_pools import flow\n\n\n@flow\ndef trivial(i: int = 0) -> int:\n    return i\n"
-)
 
 
 @pytest.fixture
@@ -471,25 +470,6 @@ def test_a_run_that_does_not_start_within_its_start_timeout_is_crashed_and_stopp
 
 
 # --- 4. wake on work ---------------------------------------------------------------------------
-
-
-def write_trivial_flow(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "flows.py").write_text(TRIVIAL_FLOW)
-    return directory
-
-
-def submitted_after(client: Client, run: dict[str, Any], timeout: float = 15) -> float:
-    """Seconds from the run's creation to its Submitted state, both as the server recorded them."""
-    deadline = time.monotonic() + timeout
-    while True:
-        states = client.run_states(run["id"])
-        submitted = [s for s in states if s["name"] == "Submitted"]
-        if submitted:
-            created = datetime.fromisoformat(run["created"])
-            return (datetime.fromisoformat(submitted[0]["timestamp"]) - created).total_seconds()
-        assert time.monotonic() < deadline, f"run not submitted after {timeout} s: {states}"
-        time.sleep(0.02)
 
 
 def test_a_run_created_for_now_is_submitted_at_once(

@@ -52,6 +52,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         notifier.bind(asyncio.get_running_loop())
+        wakeups = None
+        if not store.is_sqlite:
+            # Servers sharing the database wake each other (SQLite has one server: no need).
+            from push_pools.api.pg_wakeups import PostgresWakeups
+
+            wakeups = PostgresWakeups(store.url, on_wake=notifier.receive).start()
+            notifier.add_publisher(wakeups.publish)
+            app.state.wakeups = wakeups
         task = asyncio.create_task(_scheduler_loop(store, notifier)) if run_scheduler else None
         dispatcher = None
         if run_dispatcher:
@@ -71,6 +79,8 @@ def create_app(
         finally:
             if dispatcher is not None:
                 await run_in_threadpool(dispatcher.stop)
+            if wakeups is not None:
+                await run_in_threadpool(wakeups.stop)
             if task is not None:
                 task.cancel()
                 try:

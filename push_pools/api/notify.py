@@ -15,9 +15,14 @@ class WorkNotifier:
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         # Called in the notifying thread with the keys; for the dispatcher's thread.
         self._listeners: list[Callable[[list[str]], None]] = []
+        # Told about work noticed here (not about work heard of from them): other servers.
+        self._publishers: list[Callable[[list[str]], None]] = []
 
     def add_listener(self, listener: Callable[[list[str]], None]) -> None:
         self._listeners.append(listener)
+
+    def add_publisher(self, publisher: Callable[[list[str]], None]) -> None:
+        self._publishers.append(publisher)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -41,6 +46,12 @@ class WorkNotifier:
         live = [k for k in keys if k]
         if not live:
             return
+        for publisher in self._publishers:
+            publisher(live)
+        self.receive(live)
+
+    def receive(self, live: list[str]) -> None:
+        """Wake this server's waiters and listeners for `live` (work another server saw)."""
         for listener in self._listeners:
             listener(live)
         loop = self._loop

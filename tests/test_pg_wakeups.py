@@ -1,0 +1,82 @@
+"""Servers sharing one PostgreSQL wake each other (LISTEN/NOTIFY) instead of waiting for a poll.
+
+PostgreSQL only: run by the store pass of ./scripts/test (PUSH_POOLS_TEST_DATABASE_URL).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from push_pools.api.pg_wakeups import PostgresWakeups
+from push_pools.client import Client
+from push_pools.embedded import EmbeddedServer
+from tests.conftest import deploy, wait_for_state
+from tests.dispatch_helpers import submitted_after, write_trivial_flow
+
+pytestmark = [
+    pytest.mark.store,
+    pytest.mark.skipif(
+        not os.environ.get("PUSH_POOLS_TEST_DATABASE_URL"),
+        reason="set PUSH_POOLS_TEST_DATABASE_URL (scripts/postgres.sh)",
+    ),
+]
+
+
+def test_a_server_hears_the_keys_another_one_publishes_and_not_its_own(
+    database_url: str,
+) -> None:
+    heard: dict[str, list[list[str]]] = {"a": [], "b": []}
+    got_one = threading.Event()
+
+    def hear(name: str) -> Callable[[list[str]], None]:
+        def on_wake(keys: list[str]) -> None:
+            heard[name].append(keys)
+            got_one.set()
+
+        return on_wake
+
+    a = PostgresWakeups(database_url, hear("a")).start()
+    b = PostgresWakeups(database_url, hear("b")).start()
+    try:
+        assert a.wait_listening(10) and b.wait_listening(10)
+        a.publish(["pool-1", "scheduler"])
+        assert got_one.wait(5), "the other server heard nothing"
+        time.sleep(0.3)  # time for an echo to a, were it not skipped
+    finally:
+        a.stop()
+        b.stop()
+    assert heard == {"a": [], "b": [["pool-1", "scheduler"]]}
+
+
+def test_a_run_created_through_one_server_is_submitted_by_another_at_once(
+    server_factory: Callable[..., EmbeddedServer], home: Path, tmp_path: Path
+) -> None:
+    front = server_factory(run_dispatcher=False)  # takes the API calls, dispatches nothing
+    back = server_factory()  # only its dispatcher submits
+    assert back.app.state.wakeups.wait_listening(10)
+    flow_dir = write_trivial_flow(tmp_path / "trivial")
+    runs_dir = home / "managed" / "runs"
+    latencies = []
+    with Client(front.api_url) as client:
+        client.create_work_pool({"name": "managed", "type": "managed"})
+        deployment = deploy(client, flow_dir, "trivial", pool="managed")
+        for i in range(6):
+            run = client.create_run(deployment["id"], {"parameters": {"i": i}})
+            latencies.append(submitted_after(client, run))
+            final = wait_for_state(client, run["id"], timeout=60)
+            assert (final["state"], final["result"]) == ("COMPLETED", i), final
+            # With nothing left to watch, the back server's dispatcher sleeps up to its 1 s
+            # poll: only a wake-up from the front server makes the next run start at once.
+            deadline = time.monotonic() + 30
+            while (runs_dir / final["infrastructure_id"]).exists():
+                assert time.monotonic() < deadline, "the finished run's sandbox was never removed"
+                time.sleep(0.05)
+    print(f"created on one server -> Submitted by another: max {max(latencies):.3f} s")
+    # Polling alone would take 0.5 s on average, and up to 1 s.
+    assert max(latencies) < 0.5, latencies
