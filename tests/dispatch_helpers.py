@@ -24,6 +24,7 @@ from push_pools.store import deployments as deployment_store
 from push_pools.store import pools as pool_store
 from push_pools.store.db import Store
 from push_pools.store.tables import utcnow
+from tests.conftest import wait_for_state
 
 # Flow runs of the dispatchers below call back nowhere: every executor here is a fake.
 NOWHERE = "http://127.0.0.1:9/api"
@@ -276,3 +277,35 @@ def submitted_after(client: Client, run: dict[str, Any], timeout: float = 15) ->
             return (datetime.fromisoformat(submitted[0]["timestamp"]) - created).total_seconds()
         assert time.monotonic() < deadline, f"run not submitted after {timeout} s: {states}"
         time.sleep(0.02)
+
+
+def wake_up_latencies(
+    client: Client, deployment_id: str, runs_dir: Path, count: int
+) -> list[float]:
+    """Create `count` runs of a trivial managed deployment one after the other; for each, the
+    seconds from creation to Submitted. Each run completes and its sandbox is removed before
+    the next is made: with nothing left to watch the dispatcher sleeps until woken (or its 1 s
+    idle poll), so each figure measures the wake-up."""
+    latencies = []
+    for i in range(count):
+        run = client.create_run(deployment_id, {"parameters": {"i": i}})
+        latencies.append(submitted_after(client, run))
+        final = wait_for_state(client, run["id"], timeout=60)
+        assert (final["state"], final["result"]) == ("COMPLETED", i), final
+        deadline = time.monotonic() + 30
+        while (runs_dir / final["infrastructure_id"]).exists():
+            assert time.monotonic() < deadline, "the finished run's sandbox was never removed"
+            time.sleep(0.05)
+    return latencies
+
+
+def server_env(home: Path, port: int, database_url: str, lease_seconds: float) -> dict[str, str]:
+    """The environment of `push-pools server start --port PORT` on this home and store, whose
+    claims left by a killed server are taken over `lease_seconds` after they were made."""
+    return {
+        **os.environ,
+        "PUSH_POOLS_HOME": str(home),
+        "PUSH_POOLS_API_URL": f"http://127.0.0.1:{port}/api",
+        "PUSH_POOLS_DATABASE_URL": database_url,
+        "PUSH_POOLS_DISPATCH_LEASE_SECONDS": str(lease_seconds),
+    }

@@ -39,7 +39,8 @@ from tests.dispatch_helpers import (
     dispatch_until_idle,
     kill_sandboxes,
     seed_managed_runs,
-    submitted_after,
+    server_env,
+    wake_up_latencies,
     write_trivial_flow,
 )
 
@@ -478,19 +479,7 @@ def test_a_run_created_for_now_is_submitted_at_once(
     flow_dir = write_trivial_flow(tmp_path / "trivial")
     client.create_work_pool({"name": "managed", "type": "managed"})
     deployment = deploy(client, flow_dir, "trivial", pool="managed")
-    runs_dir = home / "managed" / "runs"
-    latencies = []
-    for i in range(10):
-        run = client.create_run(deployment["id"], {"parameters": {"i": i}})
-        latencies.append(submitted_after(client, run))
-        final = wait_for_state(client, run["id"], timeout=60)
-        assert (final["state"], final["result"]) == ("COMPLETED", i), final
-        # Once the sandbox is cleaned up the dispatcher has nothing left to watch: it sleeps
-        # until woken (or its 1 s idle poll), so the next run measures the wake-up.
-        deadline = time.monotonic() + 30
-        while (runs_dir / final["infrastructure_id"]).exists():
-            assert time.monotonic() < deadline, "the finished run's sandbox was never removed"
-            time.sleep(0.05)
+    latencies = wake_up_latencies(client, deployment["id"], home / "managed" / "runs", 10)
     median = statistics.median(latencies)
     print(f"create -> Submitted: median {median:.3f} s, max {max(latencies):.3f} s")
     assert median < 0.5, f"create -> Submitted: median {median:.3f} s of {latencies}"
@@ -571,14 +560,8 @@ def test_a_server_killed_with_sigkill_and_restarted_finishes_every_managed_run_o
     flow_dir = write_trivial_flow(tmp_path / "trivial")
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PUSH_POOLS_HOME": str(home),
-        "PUSH_POOLS_API_URL": api_url,
-        "PUSH_POOLS_DATABASE_URL": database_url,
-        # Claims the killed server left are taken over 5 s after they were made, not 30.
-        "PUSH_POOLS_DISPATCH_LEASE_SECONDS": "5",
-    }
+    # Claims the killed server left are taken over 5 s after they were made, not 30.
+    env = server_env(home, port, database_url, lease_seconds=5)
     log = tmp_path / "server.log"
     began = time.monotonic()
     server_processes.append(ServerProcess(port, env, log))  # listed first: killed at the end

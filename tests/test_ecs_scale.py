@@ -26,7 +26,7 @@ from push_pools.client import Client
 from push_pools.embedded import free_port
 from push_pools.executors.ecs.job import started_by_for
 from tests.conftest import deploy
-from tests.dispatch_helpers import ServerProcess
+from tests.dispatch_helpers import ServerProcess, server_env
 from tests.emulators.ecs_runner import EcsRunner
 from tests.emulators.moto_server import aws_test_env
 
@@ -217,14 +217,8 @@ def test_a_server_killed_inside_run_task_and_restarted_starts_no_second_task(
 ) -> None:
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PUSH_POOLS_HOME": str(home),
-        "PUSH_POOLS_API_URL": api_url,
-        "PUSH_POOLS_DATABASE_URL": database_url,
-        # Claims the killed server left are taken over seconds after they were made, not 30.
-        "PUSH_POOLS_DISPATCH_LEASE_SECONDS": str(lease_seconds),
-    }
+    # Claims the killed server left are taken over seconds after they were made, not 30.
+    env = server_env(home, port, database_url, lease_seconds)
     log = tmp_path / "server.log"
     first, second = ServerProcess(port, env, log), ServerProcess(port, env, log)
     run_task_calls: list[list[str]] = []

@@ -16,8 +16,8 @@ import pytest
 from push_pools.api.pg_wakeups import PostgresWakeups
 from push_pools.client import Client
 from push_pools.embedded import EmbeddedServer
-from tests.conftest import deploy, wait_for_state
-from tests.dispatch_helpers import submitted_after, write_trivial_flow
+from tests.conftest import deploy
+from tests.dispatch_helpers import wake_up_latencies, write_trivial_flow
 
 pytestmark = [
     pytest.mark.store,
@@ -61,22 +61,11 @@ def test_a_run_created_through_one_server_is_submitted_by_another_at_once(
     back = server_factory()  # only its dispatcher submits
     assert back.app.state.wakeups.wait_listening(10)
     flow_dir = write_trivial_flow(tmp_path / "trivial")
-    runs_dir = home / "managed" / "runs"
-    latencies = []
     with Client(front.api_url) as client:
         client.create_work_pool({"name": "managed", "type": "managed"})
         deployment = deploy(client, flow_dir, "trivial", pool="managed")
-        for i in range(6):
-            run = client.create_run(deployment["id"], {"parameters": {"i": i}})
-            latencies.append(submitted_after(client, run))
-            final = wait_for_state(client, run["id"], timeout=60)
-            assert (final["state"], final["result"]) == ("COMPLETED", i), final
-            # With nothing left to watch, the back server's dispatcher sleeps up to its 1 s
-            # poll: only a wake-up from the front server makes the next run start at once.
-            deadline = time.monotonic() + 30
-            while (runs_dir / final["infrastructure_id"]).exists():
-                assert time.monotonic() < deadline, "the finished run's sandbox was never removed"
-                time.sleep(0.05)
+        # Only a wake-up from the front server makes the back server's idle dispatcher start.
+        latencies = wake_up_latencies(client, deployment["id"], home / "managed" / "runs", 6)
     print(f"created on one server -> Submitted by another: max {max(latencies):.3f} s")
     # Polling alone would take 0.5 s on average, and up to 1 s.
     assert max(latencies) < 0.5, latencies
