@@ -112,11 +112,17 @@ def seed_managed_runs(
     count: int,
     *,
     pool: str = "managed",
+    pool_type: str = "managed",
+    concurrency_limit: int | None = None,
     job_variables: dict[str, Any] | None = None,
 ) -> list[str]:
-    """A managed pool, one deployment in it, and `count` due Scheduled runs (one transaction)."""
+    """A pool (managed unless `pool_type` says otherwise), one deployment in it, and `count`
+    due Scheduled runs (one transaction)."""
     with store.session() as session:
-        pool_store.create_pool(session, WorkPoolCreate(name=pool, type="managed"))
+        pool_store.create_pool(
+            session,
+            WorkPoolCreate(name=pool, type=pool_type, concurrency_limit=concurrency_limit),
+        )
         deployment, _ = deployment_store.upsert_deployment(
             session,
             DeploymentCreate(

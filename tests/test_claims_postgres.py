@@ -11,18 +11,17 @@ import os
 import threading
 import time
 from collections import Counter
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from push_pools.models import DeploymentCreate, WorkPoolCreate, WorkQueueUpdate
-from push_pools.store import deployments as deployment_store
+from push_pools.models import WorkQueueUpdate
 from push_pools.store import pools as pool_store
 from push_pools.store import runs as run_store
 from push_pools.store.db import Store
-from push_pools.store.tables import FlowRun, FlowRunState, utcnow
+from push_pools.store.tables import FlowRun, FlowRunState
+from tests.dispatch_helpers import seed_managed_runs
 
 pytestmark = pytest.mark.store
 
@@ -36,29 +35,9 @@ def seed_runs(
     store: Store, count: int, *, pool: str = "pool", concurrency_limit: int | None = None
 ) -> list[str]:
     """A process pool, one deployment in it, and `count` due Scheduled runs (one session)."""
-    with store.session() as session:
-        pool_store.create_pool(
-            session,
-            WorkPoolCreate(name=pool, type="process", concurrency_limit=concurrency_limit),
-        )
-        deployment, _ = deployment_store.upsert_deployment(
-            session,
-            DeploymentCreate(
-                name="bulk", flow_name="etl", entrypoint="flows.py:etl", work_pool_name=pool
-            ),
-        )
-        due = utcnow() - timedelta(minutes=1)
-        return [
-            deployment_store.insert_run(
-                session,
-                deployment,
-                parameters={},
-                job_variables={},
-                scheduled_time=due + timedelta(milliseconds=i),
-                tags=[],
-            ).id
-            for i in range(count)
-        ]
+    return seed_managed_runs(
+        store, count, pool=pool, pool_type="process", concurrency_limit=concurrency_limit
+    )
 
 
 def waiting_in_pool(store: Store, pool: str = "pool") -> int:

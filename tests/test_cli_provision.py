@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,14 @@ def provision_args(aws: MotoServer, *extra: str) -> list[str]:
     return ["--region", REGION, "--endpoint-url", aws.endpoint, *extra]
 
 
+def create_provisioned(cli: Any, aws: MotoServer, *flags: str, name: str = "ecs-pool") -> Any:
+    """`work-pool create NAME --type ecs:push --provision-infra FLAGS`, against moto."""
+    return cli(
+        "work-pool", "create", name, "--type", "ecs:push", "--provision-infra", *flags,
+        *provision_args(aws),
+    )  # fmt: skip
+
+
 def tagged_resources(aws: MotoServer) -> list[str]:
     """Live resources carrying our ownership tag (a deleted ECS cluster lingers INACTIVE)."""
     import boto3
@@ -58,17 +67,7 @@ def iam_users(aws: MotoServer) -> list[str]:
 
 
 def test_dry_run_json_changes_nothing(server, cli, aws) -> None:
-    result = cli(
-        "work-pool",
-        "create",
-        "ecs-pool",
-        "--type",
-        "ecs:push",
-        "--provision-infra",
-        "--dry-run",
-        "--json",
-        *provision_args(aws),
-    )
+    result = create_provisioned(cli, aws, "--dry-run", "--json")
     assert result.exit_code == 0, result.stderr
     plan = result.json()
     assert plan["account"] == "123456789012" and plan["region"] == REGION
@@ -81,15 +80,7 @@ def test_dry_run_json_changes_nothing(server, cli, aws) -> None:
 
 
 def test_non_interactive_without_yes_refuses(server, cli, aws) -> None:
-    result = cli(
-        "work-pool",
-        "create",
-        "ecs-pool",
-        "--type",
-        "ecs:push",
-        "--provision-infra",
-        *provision_args(aws),
-    )
+    result = create_provisioned(cli, aws)
     assert result.exit_code != 0 and "--yes" in result.stderr
     assert "Traceback" not in result.stderr
     assert cli("work-pool", "ls", "--json").json() == []
@@ -97,17 +88,7 @@ def test_non_interactive_without_yes_refuses(server, cli, aws) -> None:
 
 
 def test_provision_create_pool_then_deprovision(server, cli, client, aws) -> None:
-    result = cli(
-        "work-pool",
-        "create",
-        "ecs-pool",
-        "--type",
-        "ecs:push",
-        "--provision-infra",
-        "--yes",
-        "--json",
-        *provision_args(aws),
-    )
+    result = create_provisioned(cli, aws, "--yes", "--json")
     assert result.exit_code == 0, result.stderr
     pool = result.json()
     defaults = {
@@ -139,47 +120,17 @@ def test_provision_create_pool_then_deprovision(server, cli, client, aws) -> Non
 def test_type_without_provisioner_and_invalid_pool_name(server, cli, aws) -> None:
     result = cli("work-pool", "create", "p", "--type", "process", "--provision-infra", "--yes")
     assert result.exit_code != 0 and "ecs:push" in result.stderr
-    bad = cli(
-        "work-pool",
-        "create",
-        "bad_name!",
-        "--type",
-        "ecs:push",
-        "--provision-infra",
-        "--yes",
-        *provision_args(aws),
-    )
+    bad = create_provisioned(cli, aws, "--yes", name="bad_name!")
     assert bad.exit_code != 0 and "Traceback" not in bad.stderr
     assert cli("work-pool", "ls", "--json").json() == []
 
 
 def test_resource_name_overrides(server, cli, aws) -> None:
-    result = cli(
-        "work-pool",
-        "create",
-        "ecs-pool",
-        "--type",
-        "ecs:push",
-        "--provision-infra",
-        "--dry-run",
-        "--json",
-        "--resource-name",
-        "cluster=shared-flows",
-        *provision_args(aws),
+    result = create_provisioned(
+        cli, aws, "--dry-run", "--json", "--resource-name", "cluster=shared-flows"
     )
     assert result.exit_code == 0, result.stderr
     titles = " ".join(s["title"] for s in result.json()["steps"])
     assert "shared-flows" in titles
-    bad = cli(
-        "work-pool",
-        "create",
-        "ecs-pool",
-        "--type",
-        "ecs:push",
-        "--provision-infra",
-        "--dry-run",
-        "--resource-name",
-        "clusterr=x",
-        *provision_args(aws),
-    )
+    bad = create_provisioned(cli, aws, "--dry-run", "--resource-name", "clusterr=x")
     assert bad.exit_code != 0 and "cluster" in bad.stderr and "Traceback" not in bad.stderr
