@@ -1,0 +1,1 @@
+"""Artifact Registry v1: repositories (the images themselves live elsewhere)."""

@@ -1,0 +1,1 @@
+"""IAM admin v1 (gRPC only in the Python client): service accounts, their keys and policies."""

@@ -1,0 +1,1 @@
+"""Resource Manager v3: projects and their IAM policies."""

@@ -1,0 +1,1 @@
+"""Service Usage v1: which APIs a project has enabled."""

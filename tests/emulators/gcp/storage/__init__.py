@@ -1,0 +1,1 @@
+"""Cloud Storage JSON API: buckets and objects (for code bundles)."""
