@@ -2,4 +2,6 @@
 
 moto_server: moto's server on 127.0.0.1. ecs_runner: the same, plus a thread that makes ECS
 tasks really run (as local subprocesses) so executor tests see real exit codes and output.
+gcp: Google Cloud (Cloud Run v2 whose executions run, IAM admin over gRPC, Artifact Registry,
+Service Usage, Resource Manager, Logging, Storage) on one port, with real token checks.
 """

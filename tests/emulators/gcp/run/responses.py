@@ -6,13 +6,20 @@ import time
 import urllib.parse
 from typing import Any
 
+from google.api import launch_stage_pb2  # type: ignore[import-untyped]
 from google.cloud import run_v2
 
 from tests.emulators.gcp.errors import ApiError
 from tests.emulators.gcp.operations import Operation, OperationState
 from tests.emulators.gcp.resourcemanager.models import Project
 from tests.emulators.gcp.rest import Request
-from tests.emulators.gcp.run.models import Execution, Job, TaskRun
+from tests.emulators.gcp.run.models import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    Execution,
+    Job,
+    TaskRun,
+)
 from tests.emulators.gcp.state import GcpState
 from tests.emulators.gcp.wire import message_json, packed, page, parse_message, to_datetime
 
@@ -193,6 +200,12 @@ class RunResponses:
 
     def job_json(self, job: Job) -> dict[str, Any]:
         message = run_v2.Job.deserialize(run_v2.Job.serialize(job.spec))
+        # The API answers with its defaults filled in, so a spec read back is not the one sent.
+        if not message.launch_stage:
+            message.launch_stage = launch_stage_pb2.GA
+        if not message.template.task_count:
+            message.template.task_count = 1
+        _fill_defaults(message.template.template)
         message.name = job.name
         message.uid = job.uid
         message.generation = job.generation
@@ -233,7 +246,9 @@ class RunResponses:
             job=execution.job_id,
             parallelism=execution.parallelism,
             task_count=execution.task_count,
-            template=execution.template,
+            template=_fill_defaults(
+                run_v2.TaskTemplate.deserialize(run_v2.TaskTemplate.serialize(execution.template))
+            ),
             reconciling=not execution.finished.is_set(),
             observed_generation=1,
             running_count=execution.count("RUNNING"),
@@ -426,6 +441,21 @@ def _task_condition(execution: Execution, task: TaskRun) -> run_v2.Condition:
     if task.state in ("FAILED", "CANCELLED"):
         return _condition("Completed", "CONDITION_FAILED", at, message=task.message)
     return _condition("Completed", "CONDITION_PENDING", at)
+
+
+def _fill_defaults(template: run_v2.TaskTemplate) -> run_v2.TaskTemplate:
+    """What Cloud Run reports for fields a spec left out (the runner uses the same values)."""
+    if "max_retries" not in template:
+        template.max_retries = DEFAULT_MAX_RETRIES
+    if "timeout" not in template:
+        template.timeout = DEFAULT_TIMEOUT
+    for container in template.containers:
+        limits = container.resources.limits
+        if "cpu" not in limits:
+            limits["cpu"] = "1000m"
+        if "memory" not in limits:
+            limits["memory"] = "512Mi"
+    return template
 
 
 def _condition(
