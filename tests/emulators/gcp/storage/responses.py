@@ -111,9 +111,12 @@ class StorageResponses:
     def upload_chunk(self, request: Request) -> Response | dict[str, Any]:
         session = self.backend.find_upload(request.arg("upload_id"))
         bucket = self._bucket(request, "storage.objects.create")
-        found = _CONTENT_RANGE.match(
-            request.headers.get("Content-Range", f"bytes */{len(request.body)}")
-        )
+        header = request.headers.get("Content-Range")
+        if header is None:
+            # No range: this body is all that is left of the data.
+            have, size = len(session.data), len(request.body)
+            header = f"bytes {have}-{have + size - 1}/{have + size}" if size else f"bytes */{have}"
+        found = _CONTENT_RANGE.match(header)
         if found is None:
             raise ApiError("INVALID_ARGUMENT", "Invalid Content-Range header.")
         first, _last, total = found.groups()
