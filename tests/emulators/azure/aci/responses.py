@@ -103,6 +103,11 @@ def _identity_json(ctx: Ctx, group: ContainerGroup) -> dict[str, Any] | None:
 
 
 def group_json(ctx: Ctx, group: ContainerGroup) -> dict[str, Any]:
+    with ctx.state.aci.lock:  # the runner's threads change states and events meanwhile
+        return _group_json(ctx, group)
+
+
+def _group_json(ctx: Ctx, group: ContainerGroup) -> dict[str, Any]:
     submitted = group.properties
     properties: dict[str, Any] = {
         key: value
