@@ -38,6 +38,7 @@ from tests.emulators.docker.filesystem import (
     Workspace,
     clone_tree,
     copy_into,
+    dockerignored,
     extract_tar,
     inside,
     read_tree,
@@ -208,6 +209,7 @@ class _Run:
         if not path.is_file():
             raise BuildFailed(f"Cannot locate specified Dockerfile: {name}")
         self.record.dockerfile_text = path.read_text(errors="replace")
+        self._drop_ignored_build_files(path)
         try:
             instructions = parse_dockerfile(self.record.dockerfile_text)
         except DockerfileError as exc:
@@ -218,6 +220,17 @@ class _Run:
         if first is None or first.keyword != "FROM":
             raise BuildFailed("no build stage in current context")
         return instructions
+
+    def _drop_ignored_build_files(self, dockerfile: Path) -> None:
+        """The engine itself drops the Dockerfile and .dockerignore from the context when
+        .dockerignore lists them (the client must send both), so `COPY . .` leaves them out."""
+        ignore_file = self.context / ".dockerignore"
+        if not ignore_file.is_file():
+            return
+        patterns = ignore_file.read_text(errors="replace").splitlines()
+        for path in (dockerfile, ignore_file):
+            if dockerignored(patterns, path.relative_to(self.context).as_posix()):
+                path.unlink(missing_ok=True)
 
     def _reached_target(self) -> bool:
         return bool(
@@ -254,11 +267,10 @@ class _Run:
     def _commit(self, stage: Stage) -> Image:
         config = copy.deepcopy(stage.config)
         config.labels.update(self.record.labels)
+        # The config itself is part of the key: `ENV A=$ARG` reads the same with another value.
+        inputs = [stage.cache.hexdigest(), stage.base.id if stage.base else "", config.to_api()]
         cache_key = hashlib.sha256(
-            json.dumps(
-                [stage.cache.hexdigest(), stage.base.id if stage.base else "", self.record.labels]
-                + [stage.architecture]
-            ).encode()
+            json.dumps([*inputs, stage.architecture], sort_keys=True).encode()
         ).hexdigest()
         if not self.record.nocache:
             for image in self.builder.images.images.values():

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.emulators.docker.exceptions import DockerApiError, NotFound
+from tests.emulators.docker.exceptions import DockerApiError
 from tests.emulators.docker.images import Image, ImageStore
 from tests.emulators.docker.references import DEFAULT_DOMAIN, Reference
 from tests.emulators.docker.registry import Registry, RegistryError
@@ -151,7 +151,3 @@ def _error(record: PushRecord | None, message: str) -> list[Event]:
     if record is not None:
         record.error = message
     return [{"errorDetail": {"message": message}, "error": message}]
-
-
-def missing_image(text: str) -> NotFound:
-    return NotFound(f"No such image: {text}")

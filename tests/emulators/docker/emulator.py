@@ -46,7 +46,11 @@ class DockerEmulator:
     ) -> None:
         self._requested_port = port
         self._base_images = base_images
-        self._root = Path(tempfile.mkdtemp(prefix="docker-emulator-"))
+        # Removed on stop (or, for an emulator never stopped, when it is collected).
+        self._tmp = tempfile.TemporaryDirectory(
+            prefix="docker-emulator-", ignore_cleanup_errors=True
+        )
+        self._root = Path(self._tmp.name)
         self.backend = DockerBackend(self._root / "state", base_images)
         self._server: EngineServer | None = None
         self._thread: threading.Thread | None = None
@@ -77,7 +81,7 @@ class DockerEmulator:
             self._server = None
         if self._thread is not None:
             self._thread.join(10)
-        shutil.rmtree(self._root, ignore_errors=True)
+        self._tmp.cleanup()
 
     def reset(self) -> None:
         """Forget every image, container, network, record and control; keep serving."""
@@ -180,7 +184,7 @@ class DockerEmulator:
             return list(self.backend.images.images.values())
 
     def container(self, name_or_id: str) -> DockerContainer:
-        """A container (also a removed one's record is gone: KeyError)."""
+        """A container by name or id; KeyError once it is removed."""
         found = self.backend.runtime.find(name_or_id)
         if found is None:
             raise KeyError(name_or_id)

@@ -14,6 +14,7 @@ import hashlib
 import io
 import os
 import posixpath
+import re
 import shutil
 import tarfile
 import tempfile
@@ -26,6 +27,7 @@ __all__ = [
     "Workspace",
     "clone_tree",
     "copy_into",
+    "dockerignored",
     "extract_tar",
     "inside",
     "read_tree",
@@ -184,3 +186,48 @@ def _is_archive(path: Path) -> bool:
         return tarfile.is_tarfile(path)
     except OSError:
         return False
+
+
+def dockerignored(patterns: list[str], path: str) -> bool:
+    """Whether .dockerignore `patterns` exclude `path` (relative to the context): the last
+    matching pattern decides, `!` re-includes, a pattern matching a parent directory covers
+    what is under it, `*` and `?` stay within one path segment and `**` spans several."""
+    excluded = False
+    parts = path.strip("/").split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for line in patterns:
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negate = pattern.startswith("!")
+        pattern = posixpath.normpath(pattern.removeprefix("!").strip()).lstrip("/")
+        regex = re.compile(_pattern_regex(pattern))
+        if any(regex.fullmatch(prefix) for prefix in prefixes):
+            excluded = not negate
+    return excluded
+
+
+def _pattern_regex(pattern: str) -> str:
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif char == "*":
+            out.append("[^/]*")
+            i += 1
+        elif char == "?":
+            out.append("[^/]")
+            i += 1
+        elif char == "[" and "]" in pattern[i + 1 :]:
+            end = pattern.index("]", i + 1)
+            out.append("[" + pattern[i + 1 : end].replace("\\", "\\\\") + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(char))
+            i += 1
+    return "".join(out)

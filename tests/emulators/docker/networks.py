@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,9 +164,9 @@ class NetworkStore:
             )
         del self.networks[network.id]
 
-    def list(self, filters: dict[str, list[str]]) -> list[Network]:
+    def list_networks(self, filters: dict[str, list[str]]) -> list[Network]:
         def keep(network: Network) -> bool:
-            checks = {
+            checks: dict[str, Callable[[str], bool]] = {
                 "name": lambda v: v in network.name,
                 "id": lambda v: network.id.startswith(v),
                 "driver": lambda v: network.driver == v,

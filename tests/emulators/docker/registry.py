@@ -40,7 +40,7 @@ def _official_images() -> dict[tuple[str, ...], dict[str, Any]]:
         latest = minor == "3.13"
         for variant in ("", "-slim"):
             tags = [f"python:{minor}{variant}", f"python:{patch}{variant}"]
-            tags.append(f"python:{minor}{variant or ''}-bookworm".replace("--", "-"))
+            tags.append(f"python:{minor}{variant}-bookworm")
             if latest:
                 tags += [f"python:3{variant}", "python:latest" if not variant else "python:slim"]
             images[tuple(tags)] = {"env": env, "cmd": ["python3"]}
@@ -109,7 +109,8 @@ class Registry:
             f"\n{path}:{hashlib.sha256(content).hexdigest()}"
             for path, content in sorted((files or {}).items())
         )
-        layer = Layer(digest="sha256:" + hashlib.sha256(listing.encode()).hexdigest(), size=0)
+        # One layer whose digest stands for the content; the size is a base image's order.
+        layer = Layer("sha256:" + hashlib.sha256(listing.encode()).hexdigest(), 28_000_000)
         config = ImageConfig(
             env=list(env),
             cmd=cmd,
@@ -121,7 +122,7 @@ class Registry:
         image = make_image(
             config,
             rootfs,
-            layers=(Layer(layer.digest, 28_000_000 + len(listing)),),
+            layers=(layer,),
             history=({"created_by": f"/bin/sh -c #(nop) ADD file:{layer.digest[7:19]} in / "},),
             created_ns=created_ns,
             architecture=architecture,

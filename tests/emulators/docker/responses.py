@@ -374,7 +374,7 @@ class DockerResponses:
     def network_list(self, request: ApiRequest) -> ApiResponse:
         filters = parse_filters(request.param("filters"))
         with self.backend.changed:
-            found = self.backend.networks.list(filters)
+            found = self.backend.networks.list_networks(filters)
             return json_response([network.to_api(with_containers=False) for network in found])
 
     def network_inspect(self, request: ApiRequest) -> ApiResponse:

@@ -2,7 +2,9 @@
 
 argv is Entrypoint + Cmd; the environment is the image's Env then the container's; the working
 directory is a fresh directory holding the files the image has under the container's WorkingDir
-(a restart keeps the previous run's directory, as a container keeps its filesystem). A leading
+(a restart keeps the previous run's directory, as a container keeps its filesystem); an argument
+that is an absolute path to one of the image's files (`python /app/flow.py`) runs that file's
+local copy (inspect still shows the path as given). A leading
 `python` runs the interpreter `image_python` names for the image, its tags or the images it was
 built FROM (this interpreter otherwise). Stop sends the stop signal (SIGTERM) to the process
 group and SIGKILL after the grace period; the exit code is the process's (128+N after signal N).
@@ -13,6 +15,7 @@ answers 400 with the runtime's message, as the engine does.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import shutil
 import signal
@@ -176,6 +179,7 @@ class ContainerRuntime:
                 workdir_parent=str(self.workspace.root),
             )
             self._fill_workdir(container, Path(process.workdir))
+            process.argv = self._local_argv(container, Path(process.workdir), process.argv)
             try:
                 process.start()
             except OSError as exc:
@@ -206,6 +210,22 @@ class ContainerRuntime:
             clone_tree(
                 inside(container.image.rootfs, container.config["WorkingDir"] or "/"), workdir
             )
+
+    def _local_argv(self, container: DockerContainer, workdir: Path, argv: list[str]) -> list[str]:
+        """An argument that is an absolute path to a file the image has becomes that file's
+        local copy: under the working directory, the container's own; else the image's."""
+        image_workdir = posixpath.normpath(container.config["WorkingDir"] or "/")
+        local = []
+        for arg in argv:
+            path = posixpath.normpath(arg) if arg.startswith("/") else ""
+            relative = posixpath.relpath(path, image_workdir) if path else ""
+            if path and not relative.startswith("..") and (workdir / relative).exists():
+                local.append(str((workdir / relative).resolve()))
+            elif path and path != "/" and inside(container.image.rootfs, path).exists():
+                local.append(str(inside(container.image.rootfs, path)))
+            else:
+                local.append(arg)
+        return local
 
     def _log(self, container: DockerContainer, stream: int, line: str) -> None:
         with self.changed:
