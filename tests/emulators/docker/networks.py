@@ -175,7 +175,9 @@ class NetworkStore:
                 "label": lambda v: label_matches(network.labels, v),
             }
             for key, values in filters.items():
-                if key in checks and not any(checks[key](value) for value in values):
+                # Several labels must all match; several values of another key, any one.
+                combine = all if key == "label" else any
+                if key in checks and not combine(checks[key](value) for value in values):
                     return False
             return True
 

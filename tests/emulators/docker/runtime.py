@@ -455,7 +455,9 @@ class ContainerRuntime:
         }
         for key, values in filters.items():
             check = checks.get(key)
-            if check is not None and not any(check(value) for value in values):
+            # Several labels must all match; several values of another key, any one.
+            combine = all if key == "label" else any
+            if check is not None and not combine(check(value) for value in values):
                 return False
         return True
 

@@ -47,8 +47,10 @@ class ApiRequest:
     client_gone: Callable[[], bool] = lambda: False
 
     def param(self, name: str, default: str | None = None) -> str | None:
+        """The first value, as the engine reads a query (docker-py sends `dockerfile` twice
+        for a Dockerfile outside the context: its name in the archive, then its text)."""
         values = self.query.get(name)
-        return values[-1] if values else default
+        return values[0] if values else default
 
     def params(self, name: str) -> list[str]:
         return [value for value in self.query.get(name, []) if value != ""]
