@@ -22,33 +22,6 @@ from tests.emulators.docker.wire import now_ns, rfc3339
 __all__ = ["DockerContainer", "State", "merge_config"]
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-HOST_CONFIG_DEFAULTS: dict[str, Any] = {
-    "Binds": None,
-    "ContainerIDFile": "",
-    "LogConfig": {"Type": "json-file", "Config": {}},
-    "NetworkMode": "bridge",
-    "PortBindings": {},
-    "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-    "AutoRemove": False,
-    "VolumeDriver": "",
-    "VolumesFrom": None,
-    "CapAdd": None,
-    "CapDrop": None,
-    "Dns": [],
-    "DnsOptions": [],
-    "DnsSearch": [],
-    "ExtraHosts": None,
-    "Privileged": False,
-    "PublishAllPorts": False,
-    "ReadonlyRootfs": False,
-    "SecurityOpt": None,
-    "Memory": 0,
-    "MemorySwap": 0,
-    "NanoCpus": 0,
-    "CpuShares": 0,
-    "Mounts": None,
-    "Init": None,
-}
 
 
 @dataclass
@@ -252,9 +225,40 @@ def merge_config(body: dict[str, Any], image: Image, container_id: str) -> dict[
     return config
 
 
+def host_config_defaults() -> dict[str, Any]:
+    """What inspect shows for settings a create left out (a fresh dict each time)."""
+    return {
+        "Binds": None,
+        "ContainerIDFile": "",
+        "LogConfig": {"Type": "json-file", "Config": {}},
+        "NetworkMode": "bridge",
+        "PortBindings": {},
+        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "AutoRemove": False,
+        "VolumeDriver": "",
+        "VolumesFrom": None,
+        "CapAdd": None,
+        "CapDrop": None,
+        "Dns": [],
+        "DnsOptions": [],
+        "DnsSearch": [],
+        "ExtraHosts": None,
+        "Privileged": False,
+        "PublishAllPorts": False,
+        "ReadonlyRootfs": False,
+        "SecurityOpt": None,
+        "Memory": 0,
+        "MemorySwap": 0,
+        "NanoCpus": 0,
+        "CpuShares": 0,
+        "Mounts": None,
+        "Init": None,
+    }
+
+
 def merge_host_config(body: dict[str, Any] | None) -> dict[str, Any]:
     host_config = {key: value for key, value in (body or {}).items() if value is not None}
-    merged = {**HOST_CONFIG_DEFAULTS, **host_config}
+    merged = {**host_config_defaults(), **host_config}
     if merged.get("NetworkMode") in ("", "default"):
         merged["NetworkMode"] = "bridge"
     if not (merged.get("LogConfig") or {}).get("Type"):

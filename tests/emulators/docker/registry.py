@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from tests.emulators.docker.filesystem import Workspace, inside
@@ -56,7 +57,9 @@ def _official_images() -> dict[tuple[str, ...], dict[str, Any]]:
     return images
 
 
-DEFAULT_BASE_IMAGES = _official_images()
+DEFAULT_BASE_IMAGES: Mapping[tuple[str, ...], Mapping[str, Any]] = MappingProxyType(
+    _official_images()
+)
 
 
 class RegistryError(Exception):

@@ -215,7 +215,8 @@ class DockerResponses:
             )
 
     def image_history(self, request: ApiRequest) -> ApiResponse:
-        image = self.backend.images.get(request.match["name"])
+        with self.backend.changed:
+            image = self.backend.images.get(request.match["name"])
         entries = [
             {
                 "Id": "<missing>",

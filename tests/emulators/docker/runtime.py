@@ -104,10 +104,10 @@ class ContainerRuntime:
         image_text = body.get("Image") or ""
         if not image_text:
             raise InvalidParameter("config.Image: image name must not be empty")
-        image = self.images.find(image_text)
-        if image is None:
-            raise NotFound(f"No such image: {_familiar(image_text)}")
         with self.changed:
+            image = self.images.find(image_text)
+            if image is None:
+                raise NotFound(f"No such image: {_familiar(image_text)}")
             if name:
                 if not _NAME.fullmatch(name):
                     raise InvalidParameter(
@@ -427,10 +427,10 @@ class ContainerRuntime:
     def list_containers(
         self, *, all_: bool, filters: dict[str, list[str]], limit: int
     ) -> list[DockerContainer]:
+        show_all = all_ or "status" in filters or "exited" in filters or limit > 0
         with self.changed:
             found = sorted(self.containers.values(), key=lambda c: c.created_ns, reverse=True)
-        show_all = all_ or "status" in filters or "exited" in filters or limit > 0
-        found = [c for c in found if (show_all or c.running) and self._matches(c, filters)]
+            found = [c for c in found if (show_all or c.running) and self._matches(c, filters)]
         return found[:limit] if limit > 0 else found
 
     def _matches(self, container: DockerContainer, filters: dict[str, list[str]]) -> bool:
