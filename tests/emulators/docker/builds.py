@@ -138,6 +138,7 @@ class Builder:
         try:
             image = run.execute(archive)
         except BuildFailed as exc:
+            run.clean_up(keep=None)
             record.error = exc.message
             detail: dict[str, Any] = {"message": exc.message}
             if exc.code is not None:
@@ -145,6 +146,7 @@ class Builder:
             run.events.append({"errorDetail": detail, "error": exc.message})
             record.events = run.events
             return run.events
+        run.clean_up(keep=image.rootfs)
         record.image = image
         for tag in record.tags:
             self.images.tag(image, tag)
@@ -170,8 +172,34 @@ class _Run:
         self.global_args: dict[str, str | None] = {}
         self.consumed: set[str] = set()
         self.context = builder.workspace.new_dir("context-")
+        self._handlers: dict[str, Callable[[Stage, Instruction], None]] = {
+            "ADD": self._copy,
+            "ARG": self._arg,
+            "CMD": self._cmd,
+            "COPY": self._copy,
+            "ENTRYPOINT": self._entrypoint,
+            "ENV": self._env,
+            "EXPOSE": self._expose,
+            "HEALTHCHECK": self._healthcheck,
+            "LABEL": self._label,
+            "MAINTAINER": self._metadata,
+            "ONBUILD": self._onbuild,
+            "RUN": self._run,
+            "SHELL": self._shell,
+            "STOPSIGNAL": self._stopsignal,
+            "USER": self._user,
+            "VOLUME": self._volume,
+            "WORKDIR": self._workdir,
+        }
 
     # ------------------------------------------------------------------ driving
+
+    def clean_up(self, keep: Path | None) -> None:
+        """Remove the uploaded context and every stage's tree but the image's (`keep`)."""
+        shutil.rmtree(self.context, ignore_errors=True)
+        for stage in self.stages:
+            if stage.rootfs != keep:
+                shutil.rmtree(stage.rootfs, ignore_errors=True)
 
     def say(self, text: str) -> None:
         if not self.record.quiet:
@@ -245,8 +273,7 @@ class _Run:
             self._from(instruction)
             return
         stage = self.stages[-1]
-        handler = getattr(self, f"_{instruction.keyword.lower()}")
-        handler(stage, instruction)
+        self._handlers[instruction.keyword](stage, instruction)
         stage.cache.update(
             f"\n{instruction.keyword} {self._cache_text(stage, instruction)}".encode()
         )
@@ -452,9 +479,6 @@ class _Run:
         stage.config.on_build.append(instruction.rest)
         self._metadata(stage, instruction)
 
-    def _maintainer(self, stage: Stage, instruction: Instruction) -> None:
-        self._metadata(stage, instruction)
-
     def _metadata(self, stage: Stage, instruction: Instruction) -> None:
         stage.history.append(
             {"created_by": f"/bin/sh -c #(nop)  {instruction.text}", "empty_layer": True}
@@ -513,8 +537,6 @@ class _Run:
         digest = hashlib.sha256(listing.encode()).hexdigest()
         stage.layers.append(Layer(f"sha256:{digest}", sum(f.size for f in copied)))
         stage.history.append({"created_by": f"/bin/sh -c #(nop) {instruction.text}"})
-
-    _add = _copy
 
     def _copy_source(self, name: str | None) -> Path:
         if name is None:
