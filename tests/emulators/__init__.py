@@ -6,4 +6,5 @@ gcp: Google Cloud (Cloud Run v2 whose executions run, IAM admin over gRPC, Artif
 Service Usage, Resource Manager, Logging, Storage) on one port, with real token checks.
 azure: Entra ID and Azure Resource Manager over HTTPS (its own certificate), with RBAC, LROs,
 faults, and container groups that really run (see azure/README.md).
+docker: the Docker Engine API for the docker SDK (builds, a registry, containers that run).
 """

@@ -5,6 +5,7 @@ cloud would assemble (plus PATH, HOME and LANG, as an image has them), in a fres
 directory, in its own process group, so a stop reaches everything it started. A leading
 `python`/`python3` becomes the interpreter `Container.python` names (this one by default), as
 an image's python would be on its PATH. The exit code is Docker's: 128+N after signal N.
+stderr joins stdout (`output`) unless `on_stderr_line` is given: then it is read apart (`errors`).
 
     container = Container(argv, env, on_line=lines.append)
     container.start()            # OSError (with .strerror) when argv[0] cannot be executed
@@ -22,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 __all__ = ["Container", "docker_exit_code", "signal_group"]
 
@@ -38,6 +40,7 @@ class Container:
         env: dict[str, str],
         *,
         on_line: Callable[[str], None] | None = None,
+        on_stderr_line: Callable[[str], None] | None = None,
         python: str | None = None,
         workdir_parent: str | None = None,
     ) -> None:
@@ -45,10 +48,14 @@ class Container:
         self.argv = [self.python, *argv[1:]] if argv and argv[0] in ("python", "python3") else argv
         self.env = env
         self.on_line = on_line
+        # Docker keeps a container's stderr apart (its log frames say which stream); the clouds'
+        # log streams interleave both, which is what a single pipe gives.
+        self.on_stderr_line = on_stderr_line
         self.output: list[str] = []
+        self.errors: list[str] = []
         self.workdir = tempfile.mkdtemp(prefix="container-", dir=workdir_parent)
         self.popen: subprocess.Popen[bytes] | None = None
-        self._reader: threading.Thread | None = None
+        self._readers: list[threading.Thread] = []
 
     def start(self) -> None:
         process_env = {
@@ -64,11 +71,19 @@ class Container:
             env=process_env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if self.on_stderr_line is None else subprocess.PIPE,
             start_new_session=True,  # its own group, so a stop reaches its children
         )
-        self._reader = threading.Thread(target=self._pump, name="container-output", daemon=True)
-        self._reader.start()
+        assert self.popen.stdout is not None
+        pipes = [(self.popen.stdout, self.output, self.on_line)]
+        if self.popen.stderr is not None:
+            pipes.append((self.popen.stderr, self.errors, self.on_stderr_line))
+        for pipe, lines, callback in pipes:
+            reader = threading.Thread(
+                target=_pump, args=(pipe, lines, callback), name="container-output", daemon=True
+            )
+            reader.start()
+            self._readers.append(reader)
 
     def wait(
         self,
@@ -95,8 +110,8 @@ class Container:
         code = self.popen.wait()
         # Whatever it left running in its group goes with it.
         signal_group(self.popen.pid, signal.SIGKILL)
-        if self._reader is not None:
-            self._reader.join(10)
+        for reader in self._readers:
+            reader.join(10)
         return docker_exit_code(code)
 
     def kill(self) -> None:
@@ -117,14 +132,14 @@ class Container:
                 return True
         return False
 
-    def _pump(self) -> None:
-        assert self.popen is not None and self.popen.stdout is not None
-        for raw in self.popen.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.output.append(line)
-            if self.on_line is not None:
-                self.on_line(line)
-        self.popen.stdout.close()
+
+def _pump(pipe: IO[bytes], lines: list[str], on_line: Callable[[str], None] | None) -> None:
+    for raw in pipe:
+        line = raw.decode(errors="replace").rstrip("\n")
+        lines.append(line)
+        if on_line is not None:
+            on_line(line)
+    pipe.close()
 
 
 def docker_exit_code(returncode: int) -> int:
