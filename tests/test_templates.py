@@ -22,7 +22,7 @@ from push_pools.templates import (
     validate_job_variables,
 )
 
-PREFECT_TEMPLATES = Path("/work/shared/reference/prefect-base-job-templates")
+PREFECT_TEMPLATES = Path(__file__).parent / "fixtures" / "prefect_templates"
 PREFECT_NAMES = [
     "process",
     "docker",
@@ -35,8 +35,6 @@ PREFECT_NAMES = [
 
 def _prefect(name: str) -> dict[str, Any]:
     path = PREFECT_TEMPLATES / f"{name}.json"
-    if not path.is_file():
-        pytest.skip(f"Prefect reference templates not available at {PREFECT_TEMPLATES}")
     template: dict[str, Any] = json.loads(path.read_text())
     return template
 
@@ -286,7 +284,9 @@ def test_block_variable_in_our_form_is_resolved() -> None:
         calls.append((slug, name))
         return {"aws_access_key_id": "AKIA"}
 
-    rendered = render_job_configuration(template, {"credentials": "prod", "region": "eu"}, resolve)
+    rendered = render_job_configuration(
+        template, {"credentials": "prod", "region": "eu"}, resolve, credential_slots=("creds",)
+    )
 
     assert block_type_of(template, "credentials") == "aws-credentials"
     assert block_type_of(template, "region") is None
@@ -313,7 +313,10 @@ def test_prefect_ecs_aws_credentials_is_a_block_variable() -> None:
     assert "'aws-credentials' block" in raised.value.message
 
     rendered = render_job_configuration(
-        template, {"aws_credentials": "prod"}, lambda slug, name: {"slug": slug, "name": name}
+        template,
+        {"aws_credentials": "prod"},
+        lambda slug, name: {"slug": slug, "name": name},
+        credential_slots=("aws_credentials",),
     )
     assert rendered["aws_credentials"] == {"slug": "aws-credentials", "name": "prod"}
 
