@@ -69,8 +69,12 @@ class Dispatcher:
         submit_threads: int = 8,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         executor_factory: Callable[[str], Any] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
+        # When each run's next check is due; injectable so that tests of the backoff do not
+        # depend on how fast the machine loops.
+        self._monotonic = monotonic
         self.api_url = api_url
         self.api_key = api_key
         self.name = name or default_dispatcher_name()
@@ -121,7 +125,7 @@ class Dispatcher:
     def _next_wait(self) -> float:
         if not self._checks:
             return 1.0
-        soonest = min(c.due for c in self._checks.values()) - time.monotonic()
+        soonest = min(c.due for c in self._checks.values()) - self._monotonic()
         return max(0.05, min(1.0, soonest))
 
     def executor(self, pool_type: str) -> Any:
@@ -230,7 +234,14 @@ class Dispatcher:
                 ) from exc
 
         try:
-            config = templates.render_job_configuration(pool.base_job_template, values, resolve)
+            pool_type = pool_types.get(pool.type)
+            config = templates.render_job_configuration(
+                pool.base_job_template,
+                values,
+                resolve,
+                credential_slots=pool_type.credential_slots,
+                pool_type=pool_type.name,
+            )
         except PushPoolsError as exc:
             return None, exc.message
         engine_env = {"PUSH_POOLS_FLOW_RUN_ID": run.id, "PUSH_POOLS_API_URL": self.api_url}
@@ -262,7 +273,7 @@ class Dispatcher:
                     if infrastructure_id is not None and run.infrastructure_id is None:
                         run.infrastructure_id = infrastructure_id
                         self._introduced.add(infrastructure_id)
-                        self._checks[run_id] = _Check(due=time.monotonic())
+                        self._checks[run_id] = _Check(due=self._monotonic())
                     continue
                 if error is not None:
                     run_store.record_state(
@@ -290,13 +301,13 @@ class Dispatcher:
                         now=now,
                         name="Submitted",
                     )
-                self._checks[run_id] = _Check(due=time.monotonic() + 0.5)
+                self._checks[run_id] = _Check(due=self._monotonic() + 0.5)
 
     # --- watching ------------------------------------------------------------------------------
 
     def watch_once(self) -> None:
         """Check submitted runs whose check is due: crashes, deadlines, cancels, cleanup."""
-        clock = time.monotonic()
+        clock = self._monotonic()
         with self.store.session() as session:
             pools = {p.id: p for p in self.push_pools(session)}
             if not pools:
@@ -380,7 +391,7 @@ class Dispatcher:
                         "dispatcher": self.name,
                     },
                 )
-                self._checks[run_id] = _Check(due=time.monotonic())
+                self._checks[run_id] = _Check(due=self._monotonic())
                 return
             else:
                 stop_reason = self._deadline_passed(session, pool, run)
@@ -413,7 +424,7 @@ class Dispatcher:
     def _back_off(self, run_id: str) -> None:
         check = self._checks.setdefault(run_id, _Check(due=0))
         check.interval = min(check.interval * 2, MAX_CHECK_INTERVAL)
-        check.due = time.monotonic() + check.interval
+        check.due = self._monotonic() + check.interval
 
     def _introduce(self, session: Any, pool: WorkPool, run: FlowRun) -> None:
         """Give the executor a run it did not submit (after a restart, or another server's),

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,16 @@ class AppendingExecutor:
 class FakeExecutor:
     """Records every call; each infrastructure reports `state` (changeable at any time)."""
 
-    def __init__(self, state: InfrastructureState = InfrastructureState.RUNNING) -> None:
+    def __init__(
+        self,
+        state: InfrastructureState = InfrastructureState.RUNNING,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.state = state
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self.submissions: list[Submission] = []
-        # (time.monotonic() when asked, the ids asked about)
+        # (monotonic() when asked, the ids asked about)
         self.status_calls: list[tuple[float, list[str]]] = []
         self.cancels: list[str] = []
         self.cleanups: list[str] = []
@@ -85,7 +91,7 @@ class FakeExecutor:
 
     def status(self, infrastructure_ids: list[str]) -> dict[str, InfrastructureStatus]:
         with self._lock:
-            self.status_calls.append((time.monotonic(), list(infrastructure_ids)))
+            self.status_calls.append((self._monotonic(), list(infrastructure_ids)))
         return {i: InfrastructureStatus(self.state) for i in infrastructure_ids}
 
     def logs(self, infrastructure_id: str, limit: int = 50) -> list[str]:

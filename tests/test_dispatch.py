@@ -349,15 +349,16 @@ def test_two_dispatchers_that_see_the_same_infrastructure_vanish_crash_the_run_o
 def test_watching_250_runs_asks_in_batches_and_backs_off(
     store: Store, dispatchers: Callable[..., Dispatcher]
 ) -> None:
+    clock = [1000.0]  # the dispatcher's monotonic clock, moved by the test alone
     run_ids = seed_managed_runs(store, 250)
     names = {f"pp-{run_id}-1" for run_id in run_ids}
-    executor = FakeExecutor(InfrastructureState.RUNNING)
-    dispatcher = dispatchers(store, executor, batch_size=250)
+    executor = FakeExecutor(InfrastructureState.RUNNING, monotonic=lambda: clock[0])
+    dispatcher = dispatchers(store, executor, batch_size=250, monotonic=lambda: clock[0])
     assert dispatcher.dispatch_once() == 250
     assert set(executor.submitted_names()) == names
 
     # A run's first check is due 0.5 s after its submit was recorded: by now all 250 are due.
-    time.sleep(0.6)
+    clock[0] += 0.6
     dispatcher.watch_once()
     first_round = list(executor.status_calls)
     assert len(first_round) == math.ceil(250 / STATUS_BATCH) == 3, [
@@ -366,24 +367,21 @@ def test_watching_250_runs_asks_in_batches_and_backs_off(
     assert sorted(len(ids) for _, ids in first_round) == [50, 100, 100]
     assert {i for _, ids in first_round for i in ids} == names
 
-    # Then watch_once() as often as a busy loop can for 2.5 s after that first round. Checks
-    # back off (1 s, 2 s, 4 s ...): the second round is due 1 s after the first and the third
-    # 3 s after it, so the last second of the window [1.5 s, 2.5 s] needs (almost) no checks.
-    # Without backoff, checks every 0.5 s would ask about 500 ids in that second.
-    watches = 0
+    # Then watch_once() every 10 ms for 2.5 s after that first round. Checks back off (1 s,
+    # 2 s, 4 s ...): the second round is due 1 s after the first and the third 3 s after it, so
+    # the last second of the window [1.5 s, 2.5 s] needs no checks. Without backoff, checks
+    # every 0.5 s would ask about 500 ids in that second.
     end = first_round[0][0] + 2.5
-    while time.monotonic() < end:
+    while clock[0] < end:
+        clock[0] += 0.01
         dispatcher.watch_once()
-        watches += 1
-        time.sleep(0.01)
     calls = list(executor.status_calls)
     asked = Counter(i for _, ids in calls for i in ids)
-    total = sum(asked.values())
     assert all(len(ids) <= STATUS_BATCH for _, ids in calls)
-    assert total < 250 * watches / 10, f"{total} ids asked in {watches} watch_once() calls"
-    assert max(asked.values()) <= 2, f"a run was checked {max(asked.values())} times in 2.5 s"
+    assert sum(asked.values()) == 500, "each run checked once more in 2.5 s, no more"
+    assert set(asked.values()) == {2}
     last_second = sum(len(ids) for at, ids in calls if at >= end - 1.0)
-    assert last_second < 250, f"{last_second} status ids asked in the last second"
+    assert last_second == 0, f"{last_second} status ids asked in the last second"
 
 
 # --- 6. cancel before start, start deadline ---------------------------------------------------
