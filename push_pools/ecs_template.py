@@ -517,6 +517,7 @@ def register_ecs_type() -> None:
             default_template=default_template,
             executor="push_pools.executors.ecs:EcsExecutor",
             is_push=True,
+            credential_slots=("aws_credentials",),
             job_variables_check="push_pools.ecs_template:validate_job_variables",
         )
     )

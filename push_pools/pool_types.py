@@ -28,6 +28,10 @@ class PoolType:
     # "module.path:function" checking merged job variables beyond what JSON schema can say
     # (e.g. Fargate's cpu/memory pairs); raises InvalidInput. Imported only when used.
     job_variables_check: str | None = None
+    # Top-level job_configuration fields that take a credentials block (ECS: "aws_credentials").
+    # Blocks are resolved into these fields only, as their whole value, for the executor to build
+    # its cloud client from; a template that puts a block anywhere else is refused.
+    credential_slots: tuple[str, ...] = ()
 
 
 def check_job_variables(pool_type: str, values: dict[str, Any]) -> None:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "block_type_of",
+    "check_credential_slots",
     "default_values",
     "merge_job_variables",
     "missing_required",
@@ -486,6 +487,60 @@ def _expected(error: ValidationError) -> tuple[str, str | None]:
     return error.message, None
 
 
+# --------------------------------------------------------------------------- credential slots
+
+
+def check_credential_slots(
+    template: dict[str, Any], slots: tuple[str, ...], pool_type: str
+) -> None:
+    """Refuse a template that would put a credentials block anywhere but a credential slot.
+
+    A block placeholder is allowed only as the whole value of one of the pool type's slot
+    fields (top-level keys of job_configuration): there the executor builds its cloud client
+    from the block and passes nothing of it on. Anywhere else (env, command, a task definition)
+    the decrypted secret would reach the infrastructure, its logs and whoever can describe it.
+    """
+    job_configuration = template.get("job_configuration") if isinstance(template, dict) else None
+    if not isinstance(job_configuration, dict):
+        return  # validate_base_job_template reports this
+    for path, text in _strings_with_paths(job_configuration, ()):
+        for name in dict.fromkeys(_PLACEHOLDER.findall(text)):
+            slug = block_type_of(template, name)
+            if slug is None:
+                continue
+            in_slot = len(path) == 1 and path[0] in slots
+            if in_slot and _WHOLE_PLACEHOLDER.fullmatch(text):
+                continue
+            where = "job_configuration" + _variable_path_suffix(path)
+            if slots:
+                allowed = (
+                    f"a '{pool_type}' pool takes credentials blocks only as the whole value of "
+                    + ", ".join(f"job_configuration.{slot}" for slot in slots)
+                )
+            else:
+                allowed = f"a '{pool_type}' pool takes no credentials blocks"
+            raise InvalidInput(
+                f"{where} uses '{{{{ {name} }}}}', a '{slug}' credentials block; {allowed}, "
+                "so that its secrets never reach the job's environment, command or "
+                f"infrastructure; remove the placeholder from {where}"
+            )
+
+
+def _strings_with_paths(node: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings_with_paths(value, (*path, key))
+    elif isinstance(node, list | tuple):
+        for index, item in enumerate(node):
+            yield from _strings_with_paths(item, (*path, index))
+
+
+def _variable_path_suffix(path: tuple[Any, ...]) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
+
+
 # --------------------------------------------------------------------------- rendering
 
 
@@ -493,13 +548,17 @@ def render_job_configuration(
     template: dict[str, Any],
     values: dict[str, Any],
     resolve_block: Callable[[str, str], dict[str, Any]] | None = None,
+    credential_slots: tuple[str, ...] = (),
+    pool_type: str = "",
 ) -> dict[str, Any]:
     """The template's job_configuration with every ``{{ placeholder }}`` filled in.
 
     A string that is exactly one placeholder takes the value itself (keeping ints, dicts,
     bools; None when unset). Placeholders inside longer text become ``str(value)`` ("" when
-    unset). Defaults are applied underneath ``values``. Block variables are replaced by
-    ``resolve_block(slug, name)`` when a resolver is given. The template is not modified.
+    unset). Defaults are applied underneath ``values``. When a resolver is given, the block
+    variables filling ``credential_slots`` become ``resolve_block(slug, name)``; a template with
+    a block anywhere else is refused (check_credential_slots), even one stored before that rule.
+    The template is not modified.
     """
     job_configuration = template.get("job_configuration") if isinstance(template, dict) else None
     if not isinstance(job_configuration, dict):
@@ -509,12 +568,15 @@ def render_job_configuration(
         )
     merged = merge_job_variables(default_values(template), values)
     if resolve_block is not None:
-        for name in placeholders(job_configuration):
-            value = merged.get(name)
-            if not isinstance(value, str):
+        check_credential_slots(template, credential_slots, pool_type or "this")
+        for slot in credential_slots:
+            whole = _WHOLE_PLACEHOLDER.fullmatch(str(job_configuration.get(slot, "")))
+            if whole is None:
                 continue
+            name = whole.group(1)
             slug = block_type_of(template, name)
-            if slug is None:
+            value = merged.get(name)
+            if slug is None or not isinstance(value, str):
                 continue
             # No block can be named "", so an empty name means "no credentials given".
             merged[name] = resolve_block(slug, value) if value.strip() else None

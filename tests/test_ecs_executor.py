@@ -103,7 +103,11 @@ def job_configuration(aws: Aws, **variables: Any) -> dict[str, Any]:
     """The default template rendered the way the dispatcher renders it, block resolved."""
     values = {**aws.defaults(), "aws_credentials": "moto-aws", **variables}
     return templates.render_job_configuration(
-        ecs_template.default_template(), values, lambda slug, name: dict(KEYS)
+        ecs_template.default_template(),
+        values,
+        lambda slug, name: dict(KEYS),
+        credential_slots=("aws_credentials",),
+        pool_type="ecs:push",
     )
 
 

@@ -132,29 +132,6 @@ def test_unknown_package_fails_the_run_and_does_not_poison_the_cache(
     assert wait_for_state(client, run["id"], timeout=60)["state"] == "COMPLETED"
 
 
-def test_missing_credentials_block_crashes_the_run_naming_it(client, flow_dir, cli) -> None:
-    from push_pools.managed_template import default_template
-
-    template = default_template()
-    template["variables"]["properties"]["aws_credentials"] = {
-        "type": "string",
-        "block_type": "aws-credentials",
-        "description": "credentials block",
-    }
-    template["job_configuration"]["credentials"] = "{{ aws_credentials }}"
-    client.create_work_pool({"name": "creds", "type": "managed", "base_job_template": template})
-    deployment = deploy(
-        client, flow_dir, "greet", pool="creds", job_variables={"aws_credentials": "prod-aws"}
-    )
-    run = client.create_run(deployment["id"], {})
-    final = wait_for_state(client, run["id"], timeout=20)
-    assert final["state"] == "CRASHED"
-    assert "prod-aws" in final["state_message"]
-    time.sleep(1.5)  # not retried: it stays crashed with one crash in its history
-    states = [s["type"] for s in client.run_states(run["id"])]
-    assert states.count("CRASHED") == 1 and client.get_run(run["id"])["state"] == "CRASHED"
-
-
 def test_workers_cannot_poll_a_managed_pool(client, managed) -> None:
     from push_pools.errors import InvalidInput
 

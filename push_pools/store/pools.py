@@ -91,6 +91,7 @@ def create_pool(session: Session, body: WorkPoolCreate) -> WorkPool:
         template: dict[str, Any] = pool_type.default_template()
     else:
         template = templates.validate_base_job_template(body.base_job_template)
+        templates.check_credential_slots(template, pool_type.credential_slots, pool_type.name)
     if session.scalar(select(WorkPool.id).where(WorkPool.name == body.name)):
         raise AlreadyExists(f"work pool '{body.name}' already exists")
     pool = WorkPool(
@@ -130,7 +131,10 @@ def list_pools(session: Session) -> list[WorkPool]:
 def update_pool(session: Session, name: str, body: WorkPoolUpdate) -> WorkPool:
     pool = get_pool(session, name)
     if body.base_job_template is not None:
-        pool.base_job_template = templates.validate_base_job_template(body.base_job_template)
+        template = templates.validate_base_job_template(body.base_job_template)
+        pool_type = pool_types.get(pool.type)
+        templates.check_credential_slots(template, pool_type.credential_slots, pool_type.name)
+        pool.base_job_template = template
     if body.description is not None:
         pool.description = body.description
     if body.paused is not None:
