@@ -139,3 +139,37 @@ def test_a_pool_stored_before_the_rule_crashes_its_runs_without_the_secret(
     shown = cli("flow-run", "inspect", run["id"], "--json").stdout
     shown += cli("flow-run", "logs", run["id"]).stdout
     assert SECRET not in shown and "AKIAPUSHPOOLSLEAK000" not in shown
+
+
+LEAKER = """
+import os
+from push_pools import flow
+
+@flow(log_prints=True)
+def leak(value: str) -> None:
+    print("the value is", value, flush=True)
+    print("my token is", os.environ.get("PUSH_POOLS_API_KEY"), flush=True)
+    os._exit(3)
+"""
+
+
+def test_a_secret_that_reaches_the_output_anyway_is_stored_masked(
+    client: Any, tmp_path: Path, stored_secret: None, cli: Any
+) -> None:
+    project = tmp_path / "leaker"
+    project.mkdir()
+    (project / "flows.py").write_text(LEAKER)
+    client.create_work_pool({"name": "managed", "type": "managed"})
+    # The secret reaches the flow by a way no template check can see: a parameter.
+    deployment = deploy(client, project, "leak", pool="managed", parameters={"value": SECRET})
+    run = client.create_run(deployment["id"], {})
+    final = wait_for_state(client, run["id"], timeout=30)
+    assert final["state"] == "CRASHED"
+    # The dispatcher's crash tail (os._exit leaves the log shipper no time to send more).
+    assert "the value is ********" in final["state_message"]
+    assert "my token is ********" in final["state_message"]
+    logs = cli("flow-run", "logs", run["id"]).stdout
+    assert "the value is ********" in logs
+    # (Its parameters still show the value: the user passed it there in clear.)
+    for text in (logs, final["state_message"]):
+        assert SECRET not in text and "pprun_" not in text

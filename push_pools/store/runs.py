@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from push_pools.errors import Conflict, InvalidInput, NotFound
 from push_pools.models import FlowRunOut, LogIn, LogOut, StateOut, StateProposal
 from push_pools.states import ACTIVE, ALLOWED_MOVES, DISPLAY_NAMES, FINAL, WAITING, StateType
+from push_pools.store import masking
 from push_pools.store.tables import (
     Deployment,
     FlowRun,
@@ -178,6 +179,8 @@ def record_state(
     """
     now = now or utcnow()
     name = name or DISPLAY_NAMES[state]
+    # Crash tails and engine messages may quote a flow's output.
+    message = masking.mask_text(session, message)
     run.state_type = state.value
     run.state_name = name
     run.state_message = message
@@ -468,7 +471,8 @@ LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 def add_logs(session: Session, run_id: str, logs: list[LogIn]) -> int:
     get_run(session, run_id)
     now = utcnow()
-    for entry in logs:
+    messages = masking.mask_texts(session, [entry.message for entry in logs])
+    for entry, message in zip(logs, messages, strict=True):
         level = entry.level.upper()
         if level not in LEVELS:
             raise InvalidInput(
@@ -478,7 +482,7 @@ def add_logs(session: Session, run_id: str, logs: list[LogIn]) -> int:
             Log(
                 flow_run_id=run_id,
                 level=level,
-                message=entry.message,
+                message=message,
                 timestamp=entry.timestamp or now,
             )
         )
