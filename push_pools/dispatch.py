@@ -26,6 +26,7 @@ from push_pools.errors import PushPoolsError
 from push_pools.executors import load_executor
 from push_pools.executors.base import InfrastructureState, InfrastructureStatus, Submission
 from push_pools.states import ACTIVE, FINAL, StateType
+from push_pools.store import run_tokens
 from push_pools.store import runs as run_store
 from push_pools.store.db import Store
 from push_pools.store.tables import Deployment, FlowRun, WorkPool, utcnow
@@ -63,7 +64,6 @@ class Dispatcher:
         store: Store,
         *,
         api_url: str,
-        api_key: str | None = None,
         name: str | None = None,
         batch_size: int = 200,
         submit_threads: int = 8,
@@ -76,7 +76,6 @@ class Dispatcher:
         # depend on how fast the machine loops.
         self._monotonic = monotonic
         self.api_url = api_url
-        self.api_key = api_key
         self.name = name or default_dispatcher_name()
         self.batch_size = batch_size
         self.lease = timedelta(seconds=lease_seconds)
@@ -245,8 +244,9 @@ class Dispatcher:
         except PushPoolsError as exc:
             return None, exc.message
         engine_env = {"PUSH_POOLS_FLOW_RUN_ID": run.id, "PUSH_POOLS_API_URL": self.api_url}
-        if self.api_key:
-            engine_env["PUSH_POOLS_API_KEY"] = self.api_key
+        # The run's own token, never the server's key: the engine (and the flow's code) can
+        # then reach this run and nothing else.
+        engine_env["PUSH_POOLS_API_KEY"] = run_tokens.issue(session, run.id)
         submission = Submission(
             flow_run_id=run.id,
             flow_run_name=run.name,

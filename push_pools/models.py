@@ -280,6 +280,12 @@ class PollRequest(Strict):
 class ClaimedRun(BaseModel):
     flow_run: FlowRunOut
     job_configuration: dict[str, Any]
+    token: str | None = Field(
+        default=None,
+        description="The run's own API token, for its engine (PUSH_POOLS_API_KEY): it may read "
+        "this run and its deployment, report its state and send its logs, until shortly after "
+        "the run ends. Never the server's API key.",
+    )
 
 
 class PollResponse(BaseModel):

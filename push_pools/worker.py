@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from push_pools import settings
 from push_pools.client import Client
 from push_pools.errors import PushPoolsError
 from push_pools.executors.base import InfrastructureState, Submission
@@ -148,9 +147,9 @@ class Worker:
     def _start_run(self, client: Client, claimed: dict[str, Any]) -> None:
         run = claimed["flow_run"]
         engine_env = {"PUSH_POOLS_FLOW_RUN_ID": run["id"], "PUSH_POOLS_API_URL": client.api_url}
-        key = settings.api_key()
-        if key:
-            engine_env["PUSH_POOLS_API_KEY"] = key
+        # The run's own token from the claim: the worker's key never reaches the flow.
+        if claimed.get("token"):
+            engine_env["PUSH_POOLS_API_KEY"] = claimed["token"]
         try:
             infrastructure_id = self.executor.submit(
                 Submission(

@@ -68,7 +68,6 @@ def create_app(
             dispatcher = Dispatcher(
                 store,
                 api_url=api_url or settings.api_url(),
-                api_key=key,
                 lease_seconds=lease_seconds,
             )
             app.state.dispatcher = dispatcher
@@ -116,21 +115,10 @@ def create_app(
 
     app.openapi = lambda: _openapi_with_error_model(app)  # type: ignore[method-assign]
 
-    if key:
-
-        @app.middleware("http")
-        async def _require_api_key(request: Request, call_next):  # type: ignore[no-untyped-def]
-            given = request.headers.get("authorization", "")
-            token = given[7:] if given.lower().startswith("bearer ") else ""
-            token = token or request.headers.get("x-api-key", "")
-            if not hmac.compare_digest(token.encode(), key.encode()):
-                reason = "wrong API key" if token else "missing API key"
-                return JSONResponse(
-                    status_code=401,
-                    content={"detail": reason, "code": "authentication_error"},
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-            return await call_next(request)
+    @app.middleware("http")
+    async def _authenticate(request: Request, call_next):  # type: ignore[no-untyped-def]
+        denied = await _check_credentials(request, store, key)
+        return denied if denied is not None else await call_next(request)
 
     @app.get("/api/health", tags=["server"])
     def health() -> dict[str, str]:
@@ -145,6 +133,62 @@ def create_app(
     ):
         app.include_router(router, prefix="/api")
     return app
+
+
+def _bearer(request: Request) -> str:
+    given = request.headers.get("authorization", "")
+    token = given[7:] if given.lower().startswith("bearer ") else ""
+    return token or request.headers.get("x-api-key", "")
+
+
+async def _check_credentials(
+    request: Request, store: Store, key: str | None
+) -> JSONResponse | None:
+    """None when the request may go on; else the 401/403 answer.
+
+    A run token (given to each flow run instead of the API key) is checked whether or not the
+    server has a key, and allows only its own run's routes (api/run_scope.py). Without a key,
+    other requests need nothing; with one, they need it.
+    """
+    from push_pools.store import run_tokens
+
+    token = _bearer(request)
+    if run_tokens.is_run_token(token):
+        from push_pools.api.run_scope import allows
+
+        def lookup() -> run_tokens.RunScope | None:
+            with store.session() as session:
+                return run_tokens.scope_of(session, token)
+
+        scope = await run_in_threadpool(lookup)
+        if scope is None:
+            return _auth_error(
+                401,
+                "this run token is unknown or its flow run has ended; a run's token works only "
+                "for that run, until shortly after it finishes",
+            )
+        if not allows(scope, request.method, request.url.path):
+            return JSONResponse(
+                status_code=403,
+                content={
+                    "detail": "a flow run's token may only read its own run and deployment, "
+                    "report its state and send its logs; use the server's API key for "
+                    f"{request.method} {request.url.path}",
+                    "code": "permission_denied",
+                },
+            )
+        return None
+    if key and not hmac.compare_digest(token.encode(), key.encode()):
+        return _auth_error(401, "wrong API key" if token else "missing API key")
+    return None
+
+
+def _auth_error(status: int, detail: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        content={"detail": detail, "code": "authentication_error"},
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def _validation_message(exc: RequestValidationError) -> str:

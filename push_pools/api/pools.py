@@ -27,6 +27,7 @@ from push_pools.models import (
     WorkQueueUpdate,
 )
 from push_pools.store import pools as pool_store
+from push_pools.store import run_tokens
 from push_pools.store import runs as run_store
 from push_pools.store.db import Store
 from push_pools.store.tables import utcnow
@@ -145,7 +146,13 @@ def _claim_for_pool(
             values = run_store.job_values(session, pool, run)
             # Block references stay names here: secrets never travel to workers in clear.
             config = templates.render_job_configuration(pool.base_job_template, values)
-            claimed.append(ClaimedRun(flow_run=out, job_configuration=config))
+            claimed.append(
+                ClaimedRun(
+                    flow_run=out,
+                    job_configuration=config,
+                    token=run_tokens.issue(session, run.id),
+                )
+            )
         cancel = run_store.cancelling_among(session, body.running)
         wait_until = None
         if result.next_due is not None:

@@ -25,6 +25,7 @@ from push_pools.models import (
 )
 from push_pools.states import StateType
 from push_pools.store import deployments as deployment_store
+from push_pools.store import run_tokens
 from push_pools.store import runs as run_store
 from push_pools.store.db import Store
 from push_pools.store.tables import Deployment, utcnow
@@ -140,7 +141,10 @@ def _claim_for_deployments(
             prefetch=timedelta(seconds=body.prefetch_seconds),
         )
         outs = run_store.runs_out(session, result.runs)
-        claimed = [ClaimedRun(flow_run=out, job_configuration={}) for out in outs]
+        claimed = [
+            ClaimedRun(flow_run=out, job_configuration={}, token=run_tokens.issue(session, run.id))
+            for run, out in zip(result.runs, outs, strict=True)
+        ]
         cancel = run_store.cancelling_among(session, body.running)
         wait_until = None
         if result.next_due is not None:

@@ -170,6 +170,17 @@ class FlowRun(Base):
     updated: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 
+class RunToken(Base):
+    """A flow run's own API token, stored as its SHA-256 only (see store/run_tokens.py)."""
+
+    __tablename__ = "run_tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    flow_run_id: Mapped[str] = mapped_column(
+        ForeignKey("flow_runs.id", ondelete="CASCADE"), index=True
+    )
+    created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class FlowRunState(Base):
     __tablename__ = "flow_run_states"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
