@@ -408,20 +408,44 @@ class SecretBox:
     def __repr__(self) -> str:
         return "SecretBox(key=********)"
 
+    # Where the key came from, for messages ("the key in /home/x/.push-pools/encryption.key").
+    source = "the encryption key"
+
     @classmethod
     def _from_key(cls, key: bytes | str, source: str) -> SecretBox:
         # Like __init__, but an invalid key is reported by where it came from.
         box = cls.__new__(cls)
         box._fernet = _fernet(key, source)
+        box.source = source
         return box
 
     @classmethod
-    def from_environment(cls) -> SecretBox:
-        """Key from PUSH_POOLS_ENCRYPTION_KEY, else from (or newly made in) the home directory."""
+    def key_source(cls) -> tuple[str, Path | None]:
+        """Where from_environment() takes the key: (description, key file or None)."""
+        if encryption_key_env() is not None:
+            return "PUSH_POOLS_ENCRYPTION_KEY", None
+        path = home_dir() / KEY_FILE_NAME
+        return f"the key in {path}", path
+
+    def can_decrypt(self, token: str) -> bool:
+        try:
+            self._fernet.decrypt(token)
+        except (InvalidToken, TypeError, ValueError):
+            return False
+        return True
+
+    @classmethod
+    def from_environment(cls, create: bool = True) -> SecretBox:
+        """Key from PUSH_POOLS_ENCRYPTION_KEY, else from (or, if `create`, newly made in) the
+        home directory."""
         env_key = encryption_key_env()
         if env_key is not None:
             return cls._from_key(env_key, "PUSH_POOLS_ENCRYPTION_KEY")
         path = home_dir() / KEY_FILE_NAME
+        if not create and not path.exists():
+            raise InvalidInput(
+                f"no encryption key: {path} does not exist and PUSH_POOLS_ENCRYPTION_KEY is not set"
+            )
         key = _load_or_create_key_file(path)
         try:
             return cls._from_key(key, f"the key in {path}")

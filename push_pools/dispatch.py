@@ -224,7 +224,7 @@ class Dispatcher:
 
         def resolve(block_type: str, block_name: str) -> dict[str, Any]:
             if not box:
-                box.append(SecretBox.from_environment())
+                box.append(SecretBox.from_environment(create=False))
             try:
                 return resolve_block(session, box[0], block_type, block_name)
             except PushPoolsError as exc:

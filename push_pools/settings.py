@@ -15,7 +15,15 @@ DEFAULT_API_URL = "http://127.0.0.1:4200/api"
 def home_dir() -> Path:
     """The directory holding the SQLite store and the encryption key file."""
     path = Path(os.environ.get("PUSH_POOLS_HOME") or Path.home() / ".push-pools").expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    # It holds the encryption key and the store: its owner's alone (0700), also when an older
+    # version made it group- or world-readable.
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        status = path.stat()
+        if status.st_mode & 0o077 and status.st_uid == os.getuid():
+            path.chmod(0o700)
+    except OSError:
+        pass  # unreadable: the caller's own access fails with a clearer message
     return path
 
 

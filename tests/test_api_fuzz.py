@@ -97,7 +97,8 @@ class Api:
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     directory = tmp_path_factory.mktemp("fuzz")
     store = Store(f"sqlite:///{directory / 'store.db'}")
-    app = create_app(store, api_key="", run_scheduler=False)
+    # In-process requests name the host "testserver": that is this server's URL here.
+    app = create_app(store, api_key="", run_scheduler=False, api_url="http://testserver/api")
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
     yield Api(store, schema)
     from schemathesis.python import asgi

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -16,6 +18,7 @@ from fastapi.responses import JSONResponse
 
 from push_pools import settings
 from push_pools.api import blocks, deployments, infrastructure, pools, runs
+from push_pools.api.exposure import ALLOWED_HOSTS_ENV, allowed_hosts, host_of
 from push_pools.api.notify import WorkNotifier
 from push_pools.errors import PushPoolsError
 from push_pools.store.db import Store
@@ -36,15 +39,24 @@ def create_app(
     run_scheduler: bool = True,
     run_dispatcher: bool = True,
     api_url: str | None = None,
+    bind_host: str | None = None,
 ) -> FastAPI:
     """The server. `api_key` defaults to PUSH_POOLS_API_KEY; when set, every request needs it.
 
     `api_url` is the address flow runs of push and managed pools use to reach this server
-    (default PUSH_POOLS_API_URL).
+    (default PUSH_POOLS_API_URL). `bind_host` is the interface the server listens on: with
+    the URLs, it names the hosts requests may address (api/exposure.py).
     """
     store = store or Store()
     store.migrate()
+    with store.session() as session:
+        from push_pools.store.blocks import check_encryption_key
+
+        check_encryption_key(session)
     key = api_key if api_key is not None else settings.api_key()
+    hosts = allowed_hosts(
+        bind_host, [api_url, settings.api_url(), os.environ.get("PUSH_POOLS_PUBLIC_API_URL")]
+    )
     notifier = WorkNotifier()
     # Read now: a bad value stops `server start` with one line, not a trace from the lifespan.
     lease_seconds = settings.dispatch_lease_seconds() if run_dispatcher else 0.0
@@ -117,7 +129,7 @@ def create_app(
 
     @app.middleware("http")
     async def _authenticate(request: Request, call_next):  # type: ignore[no-untyped-def]
-        denied = await _check_credentials(request, store, key)
+        denied = _check_host(request, hosts) or await _check_credentials(request, store, key)
         return denied if denied is not None else await call_next(request)
 
     @app.get("/api/health", tags=["server"])
@@ -133,6 +145,37 @@ def create_app(
     ):
         app.include_router(router, prefix="/api")
     return app
+
+
+def _check_host(request: Request, hosts: set[str] | None) -> JSONResponse | None:
+    """400 for a Host that is not one of this server's names (DNS rebinding); 403 for a
+    state-changing request sent by a page of another site (its Origin)."""
+    if hosts is None:
+        return None
+    host = host_of(request.headers.get("host", ""))
+    if host not in hosts:
+        return JSONResponse(
+            status_code=400,
+            content={
+                "detail": f"this server does not answer to the host name {host!r}; if that is "
+                f"its name, add it to {ALLOWED_HOSTS_ENV} (comma-separated) or set "
+                "PUSH_POOLS_PUBLIC_API_URL",
+                "code": "invalid_host",
+            },
+        )
+    origin = request.headers.get("origin")
+    if origin is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
+        origin_host = host_of(urlsplit(origin).netloc) if "://" in origin else origin
+        if origin_host not in hosts:
+            return JSONResponse(
+                status_code=403,
+                content={
+                    "detail": f"refused a {request.method} sent by a page of {origin!r}: only "
+                    "this server's own pages may change it",
+                    "code": "permission_denied",
+                },
+            )
+    return None
 
 
 def _bearer(request: Request) -> str:

@@ -13,12 +13,12 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def console() -> Any:
+def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     # Piped output is read by people in logs and by grep: don't squeeze tables to 80 columns.
-    width = None if sys.stdout.isatty() else 200
-    return Console(highlight=False, soft_wrap=True, width=width)
+    width = None if (sys.stderr if stderr else sys.stdout).isatty() else 200
+    return Console(highlight=False, soft_wrap=True, width=width, stderr=stderr)
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

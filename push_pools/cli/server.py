@@ -14,20 +14,50 @@ def start(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 4200,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    insecure_no_api_key: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-api-key",
+            help="Listen on a non-loopback address without PUSH_POOLS_API_KEY: anyone who can "
+            "reach the port can then run code on managed pools and use every credentials "
+            "block. Only for a network you fully trust.",
+        ),
+    ] = False,
 ) -> None:
-    """Start the API server and its scheduler; the store is PUSH_POOLS_DATABASE_URL or SQLite."""
+    """Start the API server and its scheduler; the store is PUSH_POOLS_DATABASE_URL or SQLite.
+
+    On an address other than loopback the server needs an API key (PUSH_POOLS_API_KEY); requests
+    must name the server by one of its own host names (add others to PUSH_POOLS_ALLOWED_HOSTS).
+    """
     import os
 
     import uvicorn
 
     from push_pools import settings
     from push_pools.api.app import create_app
+    from push_pools.api.exposure import is_loopback
     from push_pools.cli.output import console
+    from push_pools.errors import InvalidInput
 
+    if not is_loopback(host) and not settings.api_key():
+        if not insecure_no_api_key:
+            raise InvalidInput(
+                f"refusing to listen on {host} without an API key: anyone who can reach port "
+                f"{port} could run code on this machine (managed pools) and use every stored "
+                "credential. Set PUSH_POOLS_API_KEY (for example to the output of `python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))'`), listen on 127.0.0.1, or "
+                "pass --insecure-no-api-key on a network you fully trust"
+            )
+        console(stderr=True).print(
+            f"[yellow]Warning:[/yellow] listening on {host} with NO API key "
+            f"(--insecure-no-api-key): anyone who can reach port {port} controls this server"
+        )
     url = f"http://{host}:{port}/api"
     # Runs the server starts itself (managed and push pools) call it back at this address.
     reachable = url if host not in ("0.0.0.0", "::") else f"http://127.0.0.1:{port}/api"
-    application = create_app(api_url=os.environ.get("PUSH_POOLS_PUBLIC_API_URL") or reachable)
+    application = create_app(
+        api_url=os.environ.get("PUSH_POOLS_PUBLIC_API_URL") or reachable, bind_host=host
+    )
     console().print(
         f"push-pools server listening on [bold]{url}[/bold]\n"
         f"store: {_describe_store(settings.database_url())}\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import select
@@ -11,6 +12,8 @@ from push_pools import blocks as block_rules
 from push_pools.errors import AlreadyExists, InvalidInput, NotFound
 from push_pools.models import BlockCreate, BlockOut
 from push_pools.store.tables import Block, utcnow
+
+log = logging.getLogger("push_pools.server")
 
 
 def block_out(block: Block) -> BlockOut:
@@ -83,3 +86,39 @@ def resolve_block(
     if block.encrypted_secrets:
         data.update(box.decrypt(block.encrypted_secrets))
     return data
+
+
+def check_encryption_key(session: Session) -> None:
+    """At server start: refuse a key that cannot read the stored secrets, and never let a new
+    key be made over them (it would leave every block unreadable and runs crashing later)."""
+    rows = session.execute(
+        select(Block.name, Block.encrypted_secrets).where(Block.encrypted_secrets.is_not(None))
+    ).all()
+    if not rows:
+        return
+    source, path = block_rules.SecretBox.key_source()
+    how = (
+        "Restore the key file from your backup, or set PUSH_POOLS_ENCRYPTION_KEY to the key the "
+        "blocks were saved with (the server never makes a new key while encrypted blocks exist)"
+    )
+    names = ", ".join(f"'{name}'" for name, _ in rows[:5]) + (" ..." if len(rows) > 5 else "")
+    if path is not None and not path.exists():
+        raise InvalidInput(
+            f"the store holds {len(rows)} block(s) with encrypted secrets ({names}) but the "
+            f"encryption key file {path} is missing. {how}."
+        )
+    box = block_rules.SecretBox.from_environment(create=False)
+    unreadable = [name for name, token in rows if not box.can_decrypt(token or "")]
+    if len(unreadable) == len(rows):
+        raise InvalidInput(
+            f"{source} does not decrypt the {len(rows)} stored block(s) with secrets ({names}): "
+            f"it is not the key they were saved with. {how}."
+        )
+    if unreadable:
+        log.warning(
+            "%s does not decrypt %d block(s): %s; save them again with `push-pools block create "
+            "--overwrite`",
+            source,
+            len(unreadable),
+            ", ".join(unreadable),
+        )

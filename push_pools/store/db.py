@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -48,6 +49,8 @@ class Store:
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         in_memory = url in ("sqlite://", "sqlite:///:memory:")
+        if not in_memory:
+            _private_file(make_url(url).database or "")
         # An in-memory database lives in one connection: every thread must share it.
         pool_args: dict[str, Any] = (
             {"poolclass": StaticPool} if in_memory else {"pool_size": 8, "max_overflow": 8}
@@ -61,6 +64,19 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def _private_file(path: str) -> None:
+    """Create the SQLite file readable by its owner only (0600); SQLite gives its -wal and
+    -shm files the same mode. An existing file of ours is made private too."""
+    if not path or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        if os.stat(path).st_uid == os.getuid():
+            os.chmod(path, 0o600)
+    except OSError:
+        pass  # SQLite reports an unusable path itself, in its own words
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -52,7 +52,7 @@ def _decrypt_all(session: Session) -> list[str]:
     box: block_rules.SecretBox | None = None
     for block in session.scalars(select(Block).where(Block.encrypted_secrets.is_not(None))):
         try:
-            box = box or block_rules.SecretBox.from_environment()
+            box = box or block_rules.SecretBox.from_environment(create=False)
             secret = box.decrypt(block.encrypted_secrets or "")
             block_type = block_rules.get_block_type(block.block_type)
         except PushPoolsError:
