@@ -468,6 +468,10 @@ def test_a_deployment_runs_to_completion_on_ecs(
     assert run["infrastructure_id"] == infrastructure_id  # what the engine reported
     logs = cli("flow-run", "logs", run["id"])
     assert "hello Fargate" in logs.stdout
+    # What RunTask carried (visible to anyone with ecs:DescribeTasks): the run's own token.
+    task = _cluster_task(aws, infrastructure_id)
+    env = {e["name"]: e["value"] for e in task["overrides"]["containerOverrides"][0]["environment"]}
+    assert env["PUSH_POOLS_API_KEY"].startswith("pprun_")
 
 
 def test_job_env_reaches_the_flow(client: Any, flow_dir: Path, ecs_pool: str) -> None:
