@@ -63,6 +63,7 @@ if str(REPO) not in sys.path:  # the product, when this runs with a python that 
 
 from push_pools import pool_types  # noqa: E402
 from push_pools.executors.base import (  # noqa: E402
+    BaseExecutor,
     InfrastructureState,
     InfrastructureStatus,
     Submission,
@@ -107,7 +108,7 @@ def stamp(path: str = "") -> None:
 # --------------------------------------------------------------------------- no-op executor
 
 
-class NoopExecutor:
+class NoopExecutor(BaseExecutor):
     """An Executor that starts nothing: submit() records when it was called, status() RUNNING.
 
     Records live on the class, shared by every instance the dispatchers make.

@@ -434,7 +434,7 @@ class Dispatcher:
             return
         self._introduced.add(infrastructure_id)
         executor = self.executor(pool.type)
-        if not hasattr(executor, "remember"):
+        if not executor.needs_remember:
             return
         submission, error = self._prepare(session, pool, run)
         if submission is not None:
@@ -464,17 +464,16 @@ class Dispatcher:
 
     def _deadline_passed(self, session: Any, pool: WorkPool, run: FlowRun) -> str | None:
         values = run_store.job_values(session, pool, run)
+        pool_type = pool_types.get(pool.type)
         now = utcnow()
         if run.state_type == StateType.PENDING.value:
             limit = (
-                values.get("start_timeout_seconds")
-                or values.get("task_start_timeout_seconds")  # ECS pools: Prefect's name
-                or DEFAULT_START_TIMEOUT_SECONDS
+                _variable(values, pool_type.start_timeout_variable) or DEFAULT_START_TIMEOUT_SECONDS
             )
             claimed_at = _claim_time(session, run) or run.state_timestamp
             if now - claimed_at > timedelta(seconds=float(limit)):
                 return f"did not start within its start timeout of {limit:g} s"
-        max_run = values.get("max_run_seconds")
+        max_run = _variable(values, pool_type.max_run_variable)
         if run.state_type == StateType.RUNNING.value and max_run and run.start_time:
             if now - run.start_time > timedelta(seconds=float(max_run)):
                 return f"exceeded its maximum run time of {max_run:g} s"
@@ -482,7 +481,8 @@ class Dispatcher:
 
     def _release(self, executor: Any, session: Any, pool: WorkPool, run: FlowRun) -> None:
         values = run_store.job_values(session, pool, run)
-        if not values.get("keep_infrastructure"):
+        keep = _variable(values, pool_types.get(pool.type).keep_infrastructure_variable)
+        if not keep:
             try:
                 executor.cleanup(run.infrastructure_id)
             except PushPoolsError as exc:
@@ -491,6 +491,11 @@ class Dispatcher:
         run.infrastructure_released = True
         self._checks.pop(run.id, None)
         self._stopping.discard(run.infrastructure_id or "")
+
+
+def _variable(values: dict[str, Any], name: str | None) -> Any:
+    """A job variable the pool type names for a dispatcher setting; None if it names none."""
+    return values.get(name) if name else None
 
 
 def _load_deployments(session: Any, runs: list[FlowRun]) -> dict[str, Deployment]:

@@ -23,7 +23,7 @@ __all__ = [
     "FARGATE_SIZES",
     "default_template",
     "fargate_size_error",
-    "register_ecs_type",
+    "POOL_TYPE",
     "uses_fargate",
     "validate_job_variables",
 ]
@@ -506,21 +506,18 @@ def default_template() -> dict[str, Any]:
     }
 
 
-def register_ecs_type() -> None:
-    pool_types.register(
-        pool_types.PoolType(
-            name="ecs:push",
-            description=(
-                "Runs each flow run as an AWS ECS task (Fargate by default), started by the "
-                "push-pools server itself; no worker needed."
-            ),
-            default_template=default_template,
-            executor="push_pools.executors.ecs:EcsExecutor",
-            is_push=True,
-            credential_slots=("aws_credentials",),
-            job_variables_check="push_pools.ecs_template:validate_job_variables",
-        )
-    )
-
-
-register_ecs_type()
+POOL_TYPE = pool_types.PoolType(
+    name="ecs:push",
+    description=(
+        "Runs each flow run as an AWS ECS task (Fargate by default), started by the push-pools "
+        "server itself; no worker needed."
+    ),
+    default_template=default_template,
+    executor="push_pools.executors.ecs:EcsExecutor",
+    is_push=True,
+    credential_slots=("aws_credentials",),
+    job_variables_check="push_pools.ecs_template:validate_job_variables",
+    start_timeout_variable="task_start_timeout_seconds",
+    # The task definition is kept or deregistered by auto_deregister_task_definition instead.
+    keep_infrastructure_variable=None,
+)

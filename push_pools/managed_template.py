@@ -9,7 +9,7 @@ from typing import Any
 
 from push_pools import pool_types
 
-__all__ = ["default_template", "register_managed_type"]
+__all__ = ["POOL_TYPE", "default_template"]
 
 
 def default_template() -> dict[str, Any]:
@@ -133,19 +133,13 @@ def default_template() -> dict[str, Any]:
     }
 
 
-def register_managed_type() -> None:
-    pool_types.register(
-        pool_types.PoolType(
-            name="managed",
-            description=(
-                "Runs each flow run on the push-pools server's own host, in a sandbox with its "
-                "own cached virtual environment; no worker needed."
-            ),
-            default_template=default_template,
-            executor="push_pools.executors.managed:ManagedExecutor",
-            is_push=True,
-        )
-    )
-
-
-register_managed_type()
+POOL_TYPE = pool_types.PoolType(
+    name="managed",
+    description=(
+        "Runs each flow run on the push-pools server's own host, in a sandbox with its own "
+        "cached virtual environment; no worker needed."
+    ),
+    default_template=default_template,
+    executor="push_pools.executors.managed:ManagedExecutor",
+    is_push=True,
+)

@@ -32,6 +32,13 @@ class PoolType:
     # Blocks are resolved into these fields only, as their whole value, for the executor to build
     # its cloud client from; a template that puts a block anywhere else is refused.
     credential_slots: tuple[str, ...] = ()
+    # The job variables the dispatcher reads for a push type, in the type's own words (Prefect's
+    # where Prefect has one): seconds a run may take to start, seconds it may run (None: no
+    # limit from the dispatcher, e.g. when the cloud enforces it), and whether to keep the
+    # finished run's infrastructure instead of cleaning it up.
+    start_timeout_variable: str | None = "start_timeout_seconds"
+    max_run_variable: str | None = "max_run_seconds"
+    keep_infrastructure_variable: str | None = "keep_infrastructure"
 
 
 def check_job_variables(pool_type: str, values: dict[str, Any]) -> None:
@@ -58,20 +65,37 @@ def register(pool_type: PoolType) -> None:
     _REGISTRY[pool_type.name] = pool_type
 
 
-# Modules that register more built-in types when first imported (each stdlib-only). Loaded on
-# first lookup, not at import, so a type's template code costs nothing until a type is asked for.
-_BUILTIN_MODULES: tuple[str, ...] = ("push_pools.managed_template", "push_pools.ecs_template")
+# Pool types come from the `push_pools.pool_types` entry-point group: each entry names a
+# PoolType object (in a stdlib-only module), ours as much as a separately installed package's.
+# Loaded on first lookup, not at import, so `push-pools --help` pays nothing for them.
+ENTRY_POINT_GROUP = "push_pools.pool_types"
 _builtins_loaded = False
 
 
 def _load_builtins() -> None:
     global _builtins_loaded
-    if not _builtins_loaded:
-        import importlib
+    if _builtins_loaded:
+        return
+    import logging
+    from importlib.metadata import entry_points
 
-        for module in _BUILTIN_MODULES:
-            importlib.import_module(module)
-        _builtins_loaded = True
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            pool_type = entry.load()
+        except Exception as exc:  # a broken plug-in must not take the other types down
+            pool_type = exc
+        if not isinstance(pool_type, PoolType):
+            logging.getLogger("push_pools").warning(
+                "work pool type %r is left out: entry point %r in group %r must name a "
+                "push_pools.pool_types.PoolType (%s)",
+                entry.name,
+                entry.value,
+                ENTRY_POINT_GROUP,
+                pool_type if isinstance(pool_type, Exception) else type(pool_type).__name__,
+            )
+            continue
+        register(pool_type)
+    _builtins_loaded = True
 
 
 def get(name: str) -> PoolType:
@@ -167,12 +191,10 @@ def _process_template() -> dict[str, Any]:
     }
 
 
-register(
-    PoolType(
-        name="process",
-        description="Runs each flow run as a subprocess on the machine of a polling worker.",
-        default_template=_process_template,
-        executor="push_pools.executors.process:ProcessExecutor",
-        is_push=False,
-    )
+PROCESS = PoolType(
+    name="process",
+    description="Runs each flow run as a subprocess on the machine of a polling worker.",
+    default_template=_process_template,
+    executor="push_pools.executors.process:ProcessExecutor",
+    is_push=False,
 )

@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from push_pools.client import Client
-from push_pools.executors.base import InfrastructureState, InfrastructureStatus, Submission
+from push_pools.executors.base import (
+    BaseExecutor,
+    InfrastructureState,
+    InfrastructureStatus,
+    Submission,
+)
 from push_pools.models import DeploymentCreate, WorkPoolCreate
 from push_pools.store import deployments as deployment_store
 from push_pools.store import pools as pool_store
@@ -34,7 +39,7 @@ NOWHERE = "http://127.0.0.1:9/api"
 # --- executors ---------------------------------------------------------------------------------
 
 
-class AppendingExecutor:
+class AppendingExecutor(BaseExecutor):
     """Starts nothing: appends "<dispatcher> <infrastructure name>" to a file shared by processes.
 
     One os.write of one short line on an O_APPEND descriptor, so lines of concurrent processes
@@ -67,7 +72,7 @@ class AppendingExecutor:
         pass
 
 
-class FakeExecutor:
+class FakeExecutor(BaseExecutor):
     """Records every call; each infrastructure reports `state` (changeable at any time)."""
 
     def __init__(

@@ -46,6 +46,11 @@ class InfrastructureStatus:
 
 
 class Executor(Protocol):
+    """Every call the dispatcher (push pools) and the worker (polled pools) make."""
+
+    def prepare(self) -> None:
+        """Get ready before the first submit (the worker calls it once at start)."""
+
     def submit(self, submission: Submission) -> str:
         """Start the run's infrastructure and return its id (pid, task ARN, ...).
 
@@ -53,8 +58,15 @@ class Executor(Protocol):
         earlier attempt started instead of starting a second copy.
         """
 
+    def remember(self, infrastructure_id: str, submission: Submission) -> None:
+        """Learn a run this executor did not submit (after a restart, or another server's), so
+        status/cancel/cleanup reach it with the run's own configuration and credentials."""
+
     def status(self, infrastructure_ids: list[str]) -> dict[str, InfrastructureStatus]:
         """The state of each infrastructure id; batched, as clouds describe many at once."""
+
+    def wait(self, infrastructure_id: str, timeout: float | None = None) -> int | None:
+        """Block until the infrastructure exits; its exit code (None on timeout). Workers only."""
 
     def logs(self, infrastructure_id: str, limit: int = 50) -> list[str]:
         """The last output lines of the infrastructure, for crash messages."""
@@ -64,3 +76,30 @@ class Executor(Protocol):
 
     def cleanup(self, infrastructure_id: str) -> None:
         """Release what the finished infrastructure left behind (temp dirs, task definitions)."""
+
+    def close(self) -> None:
+        """Release the executor's own resources (clients, helper processes) at shutdown."""
+
+
+class BaseExecutor:
+    """Defaults for the calls not every infrastructure needs; executors subclass it and
+    implement submit, status, logs, cancel and cleanup."""
+
+    # True when status/cancel/cleanup need the run's rendered configuration (cloud credentials,
+    # region): the dispatcher then renders it and calls remember() for runs it did not submit.
+    needs_remember: bool = False
+
+    def prepare(self) -> None:
+        return None
+
+    def remember(self, infrastructure_id: str, submission: Submission) -> None:
+        return None
+
+    def wait(self, infrastructure_id: str, timeout: float | None = None) -> int | None:
+        raise NotImplementedError(
+            f"{type(self).__name__} runs push pools: the dispatcher watches its runs with "
+            "status(); no worker waits on them"
+        )
+
+    def close(self) -> None:
+        return None

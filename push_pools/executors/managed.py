@@ -24,7 +24,12 @@ from typing import Any
 
 from push_pools import settings
 from push_pools.errors import InvalidInput, PushPoolsError
-from push_pools.executors.base import InfrastructureState, InfrastructureStatus, Submission
+from push_pools.executors.base import (
+    BaseExecutor,
+    InfrastructureState,
+    InfrastructureStatus,
+    Submission,
+)
 from push_pools.managed import (
     CANCEL,
     OUTPUT,
@@ -79,7 +84,7 @@ _SANDBOX_ENV = (
 _SANDBOX_ENV_PREFIXES = ("PIP_", "UV_")
 
 
-class ManagedExecutor:
+class ManagedExecutor(BaseExecutor):
     """Sandboxed processes on the server's host, detached so they survive a server restart."""
 
     def __init__(self, root: Path | None = None) -> None:

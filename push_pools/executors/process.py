@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from push_pools.errors import InvalidInput
-from push_pools.executors.base import InfrastructureState, InfrastructureStatus, Submission
+from push_pools.executors.base import (
+    BaseExecutor,
+    InfrastructureState,
+    InfrastructureStatus,
+    Submission,
+)
 from push_pools.executors.forkserver import ForkServerClient
 
 TAIL_LINES = 50
@@ -54,7 +59,7 @@ class _Process:
     reader: threading.Thread | None = None
 
 
-class ProcessExecutor:
+class ProcessExecutor(BaseExecutor):
     """Subprocesses of the worker, each in its own process group so a cancel stops its children."""
 
     def __init__(self, output: TextIO | None = None, *, use_fork_server: bool = True) -> None:

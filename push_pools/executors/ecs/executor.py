@@ -24,7 +24,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from push_pools.errors import InvalidInput
-from push_pools.executors.base import InfrastructureState, InfrastructureStatus, Submission
+from push_pools.executors.base import (
+    BaseExecutor,
+    InfrastructureState,
+    InfrastructureStatus,
+    Submission,
+)
 from push_pools.executors.ecs import status as task_status
 from push_pools.executors.ecs.aws import (
     AwsError,
@@ -82,8 +87,10 @@ class _LogLocation:
     stream: str
 
 
-class EcsExecutor:
+class EcsExecutor(BaseExecutor):
     """ECS tasks started with run_task; one instance per dispatcher, shared by its threads."""
+
+    needs_remember = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
