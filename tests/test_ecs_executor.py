@@ -24,7 +24,7 @@ from push_pools import ecs_template, templates
 from push_pools.errors import AuthenticationError, InvalidInput, PushPoolsError
 from push_pools.executors.base import InfrastructureState, InfrastructureStatus, Submission
 from push_pools.executors.ecs import EcsExecutor
-from push_pools.executors.ecs.job import started_by_for
+from push_pools.executors.ecs.job import family_prefix, started_by_for
 from tests.conftest import deploy, wait_for_state
 from tests.emulators.ecs_runner import EcsRunner
 from tests.emulators.moto_server import aws_test_env
@@ -189,7 +189,7 @@ def test_fifty_runs_of_a_deployment_register_one_task_definition(aws: Aws) -> No
     arns = {t["taskDefinitionArn"] for t in tasks}
     assert len(arns) == 1
     family = next(iter(arns)).rsplit("/", 1)[1].split(":")[0]
-    prefix = f"push-pools-ecs-pool-{aws.deployment_id[:8]}-"
+    prefix = f"{family_prefix('ecs-pool')}{aws.deployment_id[:8]}-"
     assert family.startswith(prefix) and len(family) == len(prefix) + 12
     # A new executor keeps no cache but finds the same revision.
     EcsExecutor().submit(submission(aws, command="true"))

@@ -64,8 +64,13 @@ def control_plane_policy(
     pass_role_arns: list[str],
     log_group_arn: str,
     repository_arn: str,
+    family_prefix: str,
 ) -> dict[str, Any]:
-    """What the push-pools server needs to run, watch and stop flow runs on our cluster."""
+    """What the push-pools server needs to run, watch and stop flow runs on our cluster.
+
+    `family_prefix` begins every task-definition family the executor registers for this pool
+    (push_pools.executors.ecs.job.family_prefix).
+    """
     ecs = f"arn:{partition}:ecs:{region}:{account_id}"
     on_our_cluster = {"ArnEquals": {"ecs:cluster": cluster_arn}}
     return {
@@ -102,6 +107,15 @@ def control_plane_policy(
                 "Action": ["ecs:TagResource"],
                 "Resource": [f"{ecs}:task/{cluster_name}/*"],
                 "Condition": {"StringEquals": {"ecs:CreateAction": "RunTask"}},
+            },
+            {
+                "Sid": "TagTaskDefinitionsAtRegistration",
+                # The executor tags the task definitions it registers; AWS authorizes tags given
+                # at creation as ecs:TagResource, which this grants for registering only.
+                "Effect": "Allow",
+                "Action": ["ecs:TagResource"],
+                "Resource": [f"{ecs}:task-definition/{family_prefix}*:*"],
+                "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},
             },
             {
                 "Sid": "ListTasksOnPoolCluster",

@@ -27,6 +27,7 @@ TAG_PREFIX = "push-pools:"
 MANAGED_BY_TAG = TAG_PREFIX + "managed-by"
 AUTO_DEREGISTER_TAG = TAG_PREFIX + "auto-deregister"
 _NOT_FAMILY_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+_HYPHENS = re.compile(r"-{2,}")
 _CLUSTER_ARN = re.compile(r"^arn:[^:]+:ecs:([^:]+):[^:]*:cluster/(.+)$")
 
 
@@ -233,9 +234,20 @@ class EcsJob:
             request["taskRoleArn"] = self.task_role_arn
         canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(canonical.encode()).hexdigest()[:12]
-        pool_part = _NOT_FAMILY_CHARS.sub("-", pool_name or "pool")[:64]
         deployment_part = (deployment_id or "adhoc").replace("-", "")[:8]
-        return {"family": f"push-pools-{pool_part}-{deployment_part}-{digest}", **request}
+        family = f"{family_prefix(pool_name)}{deployment_part}-{digest}"
+        return {"family": family, **request}
+
+
+def family_prefix(pool_name: str) -> str:
+    """How every task-definition family push-pools registers for this pool begins.
+
+    The provisioner's IAM policy scopes registering and tagging task definitions to
+    `<prefix>*`, so the two must agree: both call this. The pool part never contains "--" nor
+    ends in "-", so the "--" after it keeps pool "a" from matching pool "a-b"'s families.
+    """
+    part = _HYPHENS.sub("-", _NOT_FAMILY_CHARS.sub("-", pool_name or ""))[:64].strip("-")
+    return f"push-pools-{part or 'pool'}--"
 
 
 # --------------------------------------------------------------------------- names
