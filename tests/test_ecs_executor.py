@@ -287,6 +287,40 @@ def test_an_existing_task_definition_runs_with_our_command_and_env(
     )
 
 
+def register_team_definition(aws: Aws) -> str:
+    """Someone else's task definition: two containers, neither named like our default."""
+    return str(
+        aws.client("ecs").register_task_definition(
+            family=f"teams-two-{aws.cluster}",
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu="256",
+            memory="512",
+            containerDefinitions=[
+                {"name": "sidecar", "image": "envoy", "memory": 128, "essential": False},
+                {"name": "app", "image": "team/app:1", "memory": 384},
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+    )
+
+
+@pytest.mark.parametrize("container_name", ["web", None])  # None: the template's default
+def test_a_container_name_the_task_definition_lacks_is_refused_naming_its_containers(
+    aws: Aws, runner: EcsRunner, container_name: str | None
+) -> None:
+    arn = register_team_definition(aws)
+    variables = {"container_name": container_name} if container_name else {}
+    sub = submission(aws, task_definition_arn=arn, command="true", **variables)
+    with pytest.raises(InvalidInput) as exc:
+        EcsExecutor().submit(sub)
+    wanted = container_name or ecs_template.DEFAULT_CONTAINER_NAME
+    assert f"job variable 'container_name' is '{wanted}'" in exc.value.message
+    assert arn in exc.value.message
+    assert "its containers are 'sidecar', 'app'" in exc.value.message
+    # Refused before run_task: no task, so no sidecar ran the flow's command.
+    assert tasks_named(aws, sub.infrastructure_name) == []
+
+
 def test_cleanup_deregisters_only_when_asked(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
     ecs = aws.client("ecs")
     executor = EcsExecutor()
@@ -546,6 +580,25 @@ def test_invalid_fargate_size_is_refused_at_deploy_time(
         deploy(client, flow_dir, "greet", pool=ecs_pool, job_variables={"cpu": 256, "memory": 4096})
     assert "cpu 256: memory 512, 1024, 2048" in exc.value.message
     assert client.list_deployments() == []
+
+
+def test_a_container_name_the_task_definition_lacks_crashes_the_run_and_starts_nothing(
+    client: Any, flow_dir: Path, ecs_pool: str, aws: Aws
+) -> None:
+    arn = register_team_definition(aws)
+    deployment = deploy(
+        client,
+        flow_dir,
+        "greet",
+        pool=ecs_pool,
+        job_variables={"task_definition_arn": arn, "container_name": "web"},
+    )
+    run = client.create_run(deployment["id"], {})
+    final = wait_for_state(client, run["id"], timeout=30)
+    assert final["state"] == "CRASHED"
+    assert "job variable 'container_name' is 'web'" in final["state_message"]
+    assert "its containers are 'sidecar', 'app'" in final["state_message"]
+    assert _cluster_tasks(aws) == []
 
 
 def test_revoked_credentials_crash_the_run_saying_so(

@@ -279,14 +279,22 @@ class EcsExecutor:
                 described = ecs.describe_task_definition(taskDefinition=job.task_definition_arn)
             definition = described["taskDefinition"]
             containers = definition.get("containerDefinitions") or []
-            names = [c.get("name") for c in containers]
-            name = job.container_name if job.container_name in names else names[0]
+            names = [str(c.get("name")) for c in containers]
+            if job.container_name not in names:
+                # Never another container instead: a sidecar would run the flow's command, with
+                # the flow's environment (its API key included).
+                raise InvalidInput(
+                    f"job variable 'container_name' is '{job.container_name}', but the task "
+                    f"definition {definition['taskDefinitionArn']} has no container of that "
+                    f"name; its containers are {', '.join(repr(n) for n in names) or 'none'}. "
+                    "Set container_name to the one that should run the flow"
+                )
             return _Definition(
                 arn=str(definition["taskDefinitionArn"]),
-                container_name=str(name),
+                container_name=job.container_name,
                 network_mode=str(definition.get("networkMode") or "bridge"),
                 registered=False,
-                logs=_log_settings(containers[names.index(name)]) if containers else None,
+                logs=_log_settings(containers[names.index(job.container_name)]),
             )
         request = job.task_definition(
             region=region, pool_name=submission.pool_name, deployment_id=submission.deployment_id
