@@ -9,6 +9,7 @@ dispatcher starts runs on "ECS".
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 import uuid
@@ -175,6 +176,49 @@ def test_a_retried_submit_adopts_the_task_instead_of_starting_another(aws: Aws) 
     assert len(tasks_named(aws, retry.infrastructure_name)) == 1
     executor.cancel(first)
     executor.cancel(executor.submit(retry))
+
+
+def test_run_task_sends_a_client_token_derived_from_the_infrastructure_name(aws: Aws) -> None:
+    """Read on the wire (a botocore hook observes the real request): botocore would otherwise
+    send a random token, and a retried submit would not be the same request to ECS."""
+    ecs = aws.client("ecs")
+    # Not a name containing aws.cluster: moto's list_tasks matches cluster names as substrings.
+    other_cluster = f"other-{uuid.uuid4().hex[:8]}"
+    ecs.create_cluster(clusterName=other_cluster)
+    run_id = str(uuid.uuid4())
+    names = [
+        f"pp-{run_id}-1",  # the dispatcher's names: sent as they are
+        f"pp-{run_id}-1-" + "x" * 40,  # over 64 characters
+        "pp-ünïcode run-1",  # characters ECS refuses in a token (and in startedBy)
+    ]
+    sent: list[tuple[str, str]] = []
+    for name in names:
+        for cluster in (aws.cluster, other_cluster):
+            # A new executor each time: nothing remembered, the token comes from the name.
+            executor = EcsExecutor()
+            sub = replace(
+                submission(aws, command="true", cluster=cluster), infrastructure_name=name
+            )
+
+            def record(request: Any, **_: Any) -> None:
+                body = json.loads(request.body)
+                sent.append((body["clientToken"], body["startedBy"]))
+
+            once = executor.client(sub.job_configuration, retry=False)
+            once.meta.events.register("before-send.ecs.RunTask", record)
+            executor.submit(sub)
+    assert len(sent) == 6
+    tokens = [token for token, _ in sent]
+    # The same name, from another dispatcher, is the same request (ECS scopes tokens per
+    # cluster, so here both clusters start one task each).
+    assert tokens[0] == tokens[1] and tokens[2] == tokens[3] and tokens[4] == tokens[5]
+    assert tokens[0] == names[0]
+    assert len(set(tokens)) == 3  # another name (the run's next attempt): another token
+    for token, started_by in sent:
+        assert 1 <= len(token) <= 64 and all(33 <= ord(c) <= 126 for c in token), token
+        assert re.fullmatch(r"[A-Za-z0-9/_-]{1,36}", started_by), started_by
+    for name in names:
+        assert len(tasks_named(aws, name)) == 1  # ECS accepted each request
 
 
 def test_fifty_runs_of_a_deployment_register_one_task_definition(aws: Aws) -> None:

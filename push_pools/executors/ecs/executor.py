@@ -148,13 +148,17 @@ class EcsExecutor:
         connection = self._connection(job, region=ref.region)
         self._remember(infrastructure_id, _Known(connection, job.cluster))
 
-    def client(self, job_configuration: dict[str, Any], service: str = "ecs") -> Any:
+    def client(
+        self, job_configuration: dict[str, Any], service: str = "ecs", *, retry: bool = True
+    ) -> Any:
         """The boto3 client this executor uses for runs with this job configuration.
 
-        For instrumentation (botocore event hooks, metrics); the executor shares it.
+        For instrumentation (botocore event hooks, metrics); the executor shares it. run_task
+        goes through the `retry=False` one (see aws.client_config), every other call through
+        the default one.
         """
         job = EcsJob.from_configuration(job_configuration)
-        return self._connection(job).client(service)
+        return self._connection(job).client(service, retry=retry)
 
     @staticmethod
     def _environment(job: EcsJob, submission: Submission, ref: TaskRef) -> list[dict[str, str]]:
