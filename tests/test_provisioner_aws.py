@@ -348,12 +348,20 @@ def test_control_plane_policy_is_scoped_to_our_resources(aws: Aws) -> None:
     assert tag_definitions["Condition"] == {
         "StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}
     }
+    # Registering, too, only into this pool's families (another pool's runs start the newest
+    # revision of theirs).
+    register = statements["RegisterPoolTaskDefinitions"]
+    assert register["Action"] == ["ecs:RegisterTaskDefinition"]
     ours = f"{prefix}:task-definition/{registered_family(POOL)}:1"
-    assert iam_resource_matches(tag_definitions["Resource"], ours)
-    for other_pool in ("pool-b", f"{POOL}-b", f"x-{POOL}"):
-        theirs = f"{prefix}:task-definition/{registered_family(other_pool)}:1"
-        assert not iam_resource_matches(tag_definitions["Resource"], theirs), other_pool
-    assert not iam_resource_matches(tag_definitions["Resource"], f"{prefix}:task/x/1")
+    for statement in (tag_definitions, register):
+        assert iam_resource_matches(statement["Resource"], ours)
+        for other_pool in ("pool-b", f"{POOL}-b", f"x-{POOL}"):
+            theirs = f"{prefix}:task-definition/{registered_family(other_pool)}:1"
+            assert not iam_resource_matches(statement["Resource"], theirs), other_pool
+        assert not iam_resource_matches(statement["Resource"], f"{prefix}:task/x/1")
+    assert not any(
+        "ecs:RegisterTaskDefinition" in s["Action"] for s in statements.values() if s != register
+    )
 
     # "*" only where AWS offers no resource-level permission, or a condition pins the cluster.
     unscoped = {sid for sid, s in statements.items() if s["Resource"] == "*"}
