@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 import typer
@@ -26,7 +27,7 @@ def start(
 
     url = f"http://{host}:{port}/api"
     # Runs the server starts itself (managed and push pools) call it back at this address.
-    reachable = url if host not in ("0.0.0.0", "::") else f"http://127.0.0.1:{port}/api"
+    reachable = url if not _is_wildcard(host) else f"http://127.0.0.1:{port}/api"
     application = create_app(api_url=os.environ.get("PUSH_POOLS_PUBLIC_API_URL") or reachable)
     console().print(
         f"push-pools server listening on [bold]{url}[/bold]\n"
@@ -35,6 +36,14 @@ def start(
         f"API docs: http://{host}:{port}/api/docs"
     )
     uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _is_wildcard(host: str) -> bool:
+    """Whether binding `host` listens on every address (0.0.0.0, ::, or another spelling)."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a host name
+        return False
 
 
 def _describe_store(url: str) -> str:
