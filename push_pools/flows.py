@@ -151,7 +151,7 @@ class Flow(Generic[P, R]):
             problems = "; ".join(_describe_error(error) for error in exc.errors())
             raise InvalidInput(f"flow {self.name!r}: {problems}") from None
         # Attributes rather than model_dump(): nested models must reach the function as models.
-        aliases = {field: info.alias for field, info in model.model_fields.items()}
+        aliases = {field: info.alias or field for field, info in model.model_fields.items()}
         return {
             aliases[field]: getattr(validated, field)
             for field in model.model_fields
