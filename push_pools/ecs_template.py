@@ -380,7 +380,7 @@ def default_template() -> dict[str, Any]:
                     "title": "Container Name",
                     "description": (
                         "Name of the container that runs the flow. With task_definition_arn, "
-                        "the container of that name (else the first) runs the flow."
+                        "it must name one of that definition's containers."
                     ),
                     "type": "string",
                     "pattern": "^[A-Za-z0-9_-]{1,255}$",

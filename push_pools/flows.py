@@ -151,7 +151,7 @@ class Flow(Generic[P, R]):
             problems = "; ".join(_describe_error(error) for error in exc.errors())
             raise InvalidInput(f"flow {self.name!r}: {problems}") from None
         # Attributes rather than model_dump(): nested models must reach the function as models.
-        aliases = {field: info.alias for field, info in model.model_fields.items()}
+        aliases = {field: info.alias or field for field, info in model.model_fields.items()}
         return {
             aliases[field]: getattr(validated, field)
             for field in model.model_fields
@@ -504,20 +504,19 @@ def _check_timeout(timeout: object) -> float | None:
 
 def _type_hints(fn: Callable[..., Any], signature: inspect.Signature) -> dict[str, Any]:
     """Resolved annotations by parameter name; unresolvable ones become Any."""
-    try:
+    # One bad forward reference (e.g. a name imported under TYPE_CHECKING) should cost only
+    # that parameter its type check, not make the whole flow unusable.
+    with contextlib.suppress(Exception):
         return typing.get_type_hints(fn, include_extras=True)
-    except Exception:
-        # One bad forward reference (e.g. a name imported under TYPE_CHECKING) should cost only
-        # that parameter its type check, not make the whole flow unusable.
-        pass
     hints: dict[str, Any] = {}
     namespace = getattr(inspect.unwrap(fn), "__globals__", {})
     for param in signature.parameters.values():
         annotation = param.annotation
         if isinstance(annotation, str):
             try:
-                # Evaluating the user's own annotation text, as typing.get_type_hints does.
-                annotation = eval(annotation, namespace)
+                # Evaluating the user's own annotation text, as typing.get_type_hints does: it
+                # comes from the flow's source, which this process has already executed.
+                annotation = eval(annotation, namespace)  # nosec B307
             except Exception:
                 annotation = Any
         hints[param.name] = annotation

@@ -163,8 +163,7 @@ def describe(spec: ScheduleSpec) -> str:
     """One line for humans, e.g. "cron '0 9 * * *' (Europe/Berlin)" or "every 15m"."""
     if spec.cron is not None:
         return f"cron '{spec.cron}' ({spec.timezone})"
-    assert spec.interval_seconds is not None  # guaranteed by ScheduleSpec validation
-    text = f"every {_format_duration(spec.interval_seconds)}"
+    text = f"every {_format_duration(_interval_of(spec))}"
     if spec.anchor_date is None and spec.timezone == DEFAULT_TIMEZONE:
         return text
     # Alignment is not obvious from the duration alone once an anchor or zone is involved.
@@ -541,6 +540,14 @@ def _cron_fire_times(
     return sorted(_EPOCH + timedelta(microseconds=-key) for key in heap)
 
 
+def _interval_of(spec: ScheduleSpec) -> float:
+    """The interval of a schedule that has no cron (ScheduleSpec holds exactly one of them)."""
+    if spec.interval_seconds is None:
+        # Not an assert: those vanish under `python -O`, and this would then fail obscurely.
+        raise ValueError("a schedule without cron must have interval_seconds")
+    return spec.interval_seconds
+
+
 def _effective_anchor(spec: ScheduleSpec) -> datetime:
     if spec.anchor_date is not None:
         return spec.anchor_date
@@ -550,9 +557,8 @@ def _effective_anchor(spec: ScheduleSpec) -> datetime:
 def _interval_fire_times(
     spec: ScheduleSpec, start: datetime, end: datetime, limit: int
 ) -> list[datetime]:
-    assert spec.interval_seconds is not None  # guaranteed by the caller's dispatch
     # Integer microseconds keep the grid exact: float accumulation would drift and break dedup.
-    step = round(spec.interval_seconds * 1_000_000)
+    step = round(_interval_of(spec) * 1_000_000)
     anchor = _effective_anchor(spec).astimezone(UTC)
     since_anchor = (start - anchor) // _ONE_US
     index = -(-since_anchor // step)  # ceiling: first grid point at or after start

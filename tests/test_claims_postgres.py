@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from push_pools.models import WorkQueueUpdate
+from push_pools.models import DeploymentUpdate, WorkQueueUpdate
+from push_pools.store import deployments as deployment_store
 from push_pools.store import pools as pool_store
 from push_pools.store import runs as run_store
 from push_pools.store.db import Store
@@ -296,3 +297,24 @@ def test_a_worker_polling_during_another_claim_still_gets_the_runs_left_over(
         assert not set(first) & set(second)
     finally:
         store.dispose()
+
+
+def test_a_deployments_concurrency_limit_caps_what_is_claimed(database_url: str) -> None:
+    store = Store(database_url)
+    store.migrate()
+    seed_runs(store, 5)
+    with store.session() as session:
+        deployment = deployment_store.get_deployment_by_name(session, "etl", "bulk")
+        deployment_store.update_deployment(
+            session, deployment.id, DeploymentUpdate(concurrency_limit=2)
+        )
+
+    def claim(name: str) -> int:
+        with store.session() as session:
+            pool = pool_store.get_pool(session, "pool")
+            return len(run_store.claim_runs(session, pool, claimer=name, limit=BATCH).runs)
+
+    # Room for ten in the batch, two in the deployment: the other runs wait.
+    assert claim("w1") == 2
+    assert claim("w2") == 0
+    assert waiting_in_pool(store) == 3

@@ -9,6 +9,7 @@ dispatcher starts runs on "ECS".
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 import uuid
@@ -24,7 +25,7 @@ from push_pools import ecs_template, templates
 from push_pools.errors import AuthenticationError, InvalidInput, PushPoolsError
 from push_pools.executors.base import InfrastructureState, InfrastructureStatus, Submission
 from push_pools.executors.ecs import EcsExecutor
-from push_pools.executors.ecs.job import started_by_for
+from push_pools.executors.ecs.job import family_prefix, started_by_for
 from tests.conftest import deploy, wait_for_state
 from tests.emulators.ecs_runner import EcsRunner
 from tests.emulators.moto_server import aws_test_env
@@ -181,6 +182,49 @@ def test_a_retried_submit_adopts_the_task_instead_of_starting_another(aws: Aws) 
     executor.cancel(executor.submit(retry))
 
 
+def test_run_task_sends_a_client_token_derived_from_the_infrastructure_name(aws: Aws) -> None:
+    """Read on the wire (a botocore hook observes the real request): botocore would otherwise
+    send a random token, and a retried submit would not be the same request to ECS."""
+    ecs = aws.client("ecs")
+    # Not a name containing aws.cluster: moto's list_tasks matches cluster names as substrings.
+    other_cluster = f"other-{uuid.uuid4().hex[:8]}"
+    ecs.create_cluster(clusterName=other_cluster)
+    run_id = str(uuid.uuid4())
+    names = [
+        f"pp-{run_id}-1",  # the dispatcher's names: sent as they are
+        f"pp-{run_id}-1-" + "x" * 40,  # over 64 characters
+        "pp-ünïcode run-1",  # characters ECS refuses in a token (and in startedBy)
+    ]
+    sent: list[tuple[str, str]] = []
+    for name in names:
+        for cluster in (aws.cluster, other_cluster):
+            # A new executor each time: nothing remembered, the token comes from the name.
+            executor = EcsExecutor()
+            sub = replace(
+                submission(aws, command="true", cluster=cluster), infrastructure_name=name
+            )
+
+            def record(request: Any, **_: Any) -> None:
+                body = json.loads(request.body)
+                sent.append((body["clientToken"], body["startedBy"]))
+
+            once = executor.client(sub.job_configuration, retry=False)
+            once.meta.events.register("before-send.ecs.RunTask", record)
+            executor.submit(sub)
+    assert len(sent) == 6
+    tokens = [token for token, _ in sent]
+    # The same name, from another dispatcher, is the same request (ECS scopes tokens per
+    # cluster, so here both clusters start one task each).
+    assert tokens[0] == tokens[1] and tokens[2] == tokens[3] and tokens[4] == tokens[5]
+    assert tokens[0] == names[0]
+    assert len(set(tokens)) == 3  # another name (the run's next attempt): another token
+    for token, started_by in sent:
+        assert 1 <= len(token) <= 64 and all(33 <= ord(c) <= 126 for c in token), token
+        assert re.fullmatch(r"[A-Za-z0-9/_-]{1,36}", started_by), started_by
+    for name in names:
+        assert len(tasks_named(aws, name)) == 1  # ECS accepted each request
+
+
 def test_fifty_runs_of_a_deployment_register_one_task_definition(aws: Aws) -> None:
     executor = EcsExecutor()
     subs = [submission(aws, command="true") for _ in range(50)]
@@ -193,7 +237,7 @@ def test_fifty_runs_of_a_deployment_register_one_task_definition(aws: Aws) -> No
     arns = {t["taskDefinitionArn"] for t in tasks}
     assert len(arns) == 1
     family = next(iter(arns)).rsplit("/", 1)[1].split(":")[0]
-    prefix = f"push-pools-ecs-pool-{aws.deployment_id[:8]}-"
+    prefix = f"{family_prefix('ecs-pool')}{aws.deployment_id[:8]}-"
     assert family.startswith(prefix) and len(family) == len(prefix) + 12
     # A new executor keeps no cache but finds the same revision.
     EcsExecutor().submit(submission(aws, command="true"))
@@ -289,6 +333,40 @@ def test_an_existing_task_definition_runs_with_our_command_and_env(
     assert ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]["status"] == (
         "ACTIVE"
     )
+
+
+def register_team_definition(aws: Aws) -> str:
+    """Someone else's task definition: two containers, neither named like our default."""
+    return str(
+        aws.client("ecs").register_task_definition(
+            family=f"teams-two-{aws.cluster}",
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu="256",
+            memory="512",
+            containerDefinitions=[
+                {"name": "sidecar", "image": "envoy", "memory": 128, "essential": False},
+                {"name": "app", "image": "team/app:1", "memory": 384},
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+    )
+
+
+@pytest.mark.parametrize("container_name", ["web", None])  # None: the template's default
+def test_a_container_name_the_task_definition_lacks_is_refused_naming_its_containers(
+    aws: Aws, runner: EcsRunner, container_name: str | None
+) -> None:
+    arn = register_team_definition(aws)
+    variables = {"container_name": container_name} if container_name else {}
+    sub = submission(aws, task_definition_arn=arn, command="true", **variables)
+    with pytest.raises(InvalidInput) as exc:
+        EcsExecutor().submit(sub)
+    wanted = container_name or ecs_template.DEFAULT_CONTAINER_NAME
+    assert f"job variable 'container_name' is '{wanted}'" in exc.value.message
+    assert arn in exc.value.message
+    assert "its containers are 'sidecar', 'app'" in exc.value.message
+    # Refused before run_task: no task, so no sidecar ran the flow's command.
+    assert tasks_named(aws, sub.infrastructure_name) == []
 
 
 def test_cleanup_deregisters_only_when_asked(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -554,6 +632,25 @@ def test_invalid_fargate_size_is_refused_at_deploy_time(
         deploy(client, flow_dir, "greet", pool=ecs_pool, job_variables={"cpu": 256, "memory": 4096})
     assert "cpu 256: memory 512, 1024, 2048" in exc.value.message
     assert client.list_deployments() == []
+
+
+def test_a_container_name_the_task_definition_lacks_crashes_the_run_and_starts_nothing(
+    client: Any, flow_dir: Path, ecs_pool: str, aws: Aws
+) -> None:
+    arn = register_team_definition(aws)
+    deployment = deploy(
+        client,
+        flow_dir,
+        "greet",
+        pool=ecs_pool,
+        job_variables={"task_definition_arn": arn, "container_name": "web"},
+    )
+    run = client.create_run(deployment["id"], {})
+    final = wait_for_state(client, run["id"], timeout=30)
+    assert final["state"] == "CRASHED"
+    assert "job variable 'container_name' is 'web'" in final["state_message"]
+    assert "its containers are 'sidecar', 'app'" in final["state_message"]
+    assert _cluster_tasks(aws) == []
 
 
 def test_revoked_credentials_crash_the_run_saying_so(

@@ -24,7 +24,7 @@ import pytest
 from push_pools import ecs_template
 from push_pools.client import Client
 from push_pools.embedded import free_port
-from push_pools.executors.ecs.job import started_by_for
+from push_pools.executors.ecs.job import family_prefix, started_by_for
 from tests.conftest import deploy
 from tests.dispatch_helpers import ServerProcess, server_env
 from tests.emulators.ecs_runner import EcsRunner
@@ -181,7 +181,7 @@ def test_many_due_runs_of_one_deployment_complete_with_one_task_definition(
     assert bad == {}
     assert sorted(f["result"] for f in final.values()) == list(range(SCALE_RUNS))
     ecs = aws.client("ecs")
-    prefix = f"push-pools-{POOL}-{deployment['id'][:8]}-"
+    prefix = f"{family_prefix(POOL)}{deployment['id'][:8]}-"
     families = ecs.list_task_definition_families(familyPrefix=prefix)["families"]
     assert len(families) == 1, families
     revisions = ecs.list_task_definitions(familyPrefix=families[0])["taskDefinitionArns"]

@@ -6,6 +6,7 @@ the environment, and an in-memory credentials-block store standing in for the CL
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import subprocess
 import sys
@@ -43,6 +44,7 @@ from provisioners.plan import (
     StepStatus,
 )
 from push_pools.errors import InvalidInput
+from push_pools.executors.ecs.job import EcsJob
 
 POOL = "pool-a"
 ACCOUNT = "123456789012"
@@ -339,6 +341,28 @@ def test_control_plane_policy_is_scoped_to_our_resources(aws: Aws) -> None:
     assert statements["PushPullPoolRepository"]["Resource"] == [
         f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/push-pools-{POOL}"
     ]
+    # Tags given at registration are authorized as ecs:TagResource (tag-on-create): granted for
+    # RegisterTaskDefinition only, on the families the executor registers for this pool only.
+    tag_definitions = statements["TagTaskDefinitionsAtRegistration"]
+    assert tag_definitions["Action"] == ["ecs:TagResource"]
+    assert tag_definitions["Condition"] == {
+        "StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}
+    }
+    # Registering, too, only into this pool's families (another pool's runs start the newest
+    # revision of theirs).
+    register = statements["RegisterPoolTaskDefinitions"]
+    assert register["Action"] == ["ecs:RegisterTaskDefinition"]
+    ours = f"{prefix}:task-definition/{registered_family(POOL)}:1"
+    for statement in (tag_definitions, register):
+        assert iam_resource_matches(statement["Resource"], ours)
+        for other_pool in ("pool-b", f"{POOL}-b", f"x-{POOL}"):
+            theirs = f"{prefix}:task-definition/{registered_family(other_pool)}:1"
+            assert not iam_resource_matches(statement["Resource"], theirs), other_pool
+        assert not iam_resource_matches(statement["Resource"], f"{prefix}:task/x/1")
+    assert not any(
+        "ecs:RegisterTaskDefinition" in s["Action"] for s in statements.values() if s != register
+    )
+
     # "*" only where AWS offers no resource-level permission, or a condition pins the cluster.
     unscoped = {sid for sid, s in statements.items() if s["Resource"] == "*"}
     assert unscoped == {"TaskDefinitions", "RegistryLogin", "ListTasksOnPoolCluster"}
@@ -351,6 +375,19 @@ def test_control_plane_policy_is_scoped_to_our_resources(aws: Aws) -> None:
         if "iam:PassRole" in s["Action"] and sid != "PassTaskRoles"
     ]
     assert passrole_anywhere == []
+
+
+def registered_family(pool: str) -> str:
+    """The task-definition family the ECS executor registers for a run of this pool."""
+    job = EcsJob.from_configuration({"image": "flows:1", "launch_type": "EC2"})
+    return str(
+        job.task_definition(region="us-east-1", pool_name=pool, deployment_id=None)["family"]
+    )
+
+
+def iam_resource_matches(patterns: list[str], arn: str) -> bool:
+    """IAM's Resource matching: `*` any run of characters, `?` any one, case-sensitive."""
+    return any(fnmatch.fnmatchcase(arn, pattern) for pattern in patterns)
 
 
 def test_template_defaults_point_at_what_was_provisioned(aws: Aws) -> None:

@@ -19,6 +19,7 @@ from provisioners.aws.policies import (
 )
 from provisioners.aws.session import AwsContext
 from provisioners.plan import ProvisioningError, ResourceRecord, StepCheck
+from push_pools.executors.ecs.job import family_prefix
 
 __all__ = ["AccessKeyStep", "PolicyStep", "RoleStep", "UserStep", "wanted_arns"]
 
@@ -281,6 +282,7 @@ class PolicyStep(AwsStep):
             pass_role_arns=arns["pass_roles"],
             log_group_arn=arns["log_group"],
             repository_arn=arns["repository"],
+            family_prefix=family_prefix(ctx.config.pool_name),
         )
 
     def _record_of(self, arn: str) -> ResourceRecord:

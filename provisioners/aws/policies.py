@@ -1,9 +1,11 @@
 """IAM policy documents, as plain data so tests and the preview can show exactly what is granted.
 
-Least privilege: every statement names our cluster, roles, log group or repository wherever the
-service supports resource-level permissions. The few `"Resource": "*"` statements are actions
-AWS cannot scope (ECR's GetAuthorizationToken, ECS task-definition calls), and ListTasks is
-still pinned to our cluster by condition.
+Least privilege: every statement names our cluster, roles, task-definition families, log group
+or repository wherever the service supports resource-level permissions (the Service
+Authorization Reference). The few `"Resource": "*"` statements are actions AWS cannot scope
+(ECR's GetAuthorizationToken; describing, listing and deregistering task definitions), and
+ListTasks, still pinned to our cluster by condition. tests/test_iam_policy_lint.py runs
+parliament over every document the provisioner writes and lists each accepted finding.
 """
 
 from __future__ import annotations
@@ -64,8 +66,13 @@ def control_plane_policy(
     pass_role_arns: list[str],
     log_group_arn: str,
     repository_arn: str,
+    family_prefix: str,
 ) -> dict[str, Any]:
-    """What the push-pools server needs to run, watch and stop flow runs on our cluster."""
+    """What the push-pools server needs to run, watch and stop flow runs on our cluster.
+
+    `family_prefix` begins every task-definition family the executor registers for this pool
+    (push_pools.executors.ecs.job.family_prefix).
+    """
     ecs = f"arn:{partition}:ecs:{region}:{account_id}"
     on_our_cluster = {"ArnEquals": {"ecs:cluster": cluster_arn}}
     return {
@@ -73,15 +80,22 @@ def control_plane_policy(
         "Statement": [
             {
                 "Sid": "TaskDefinitions",
-                # ECS has no resource-level permissions for task-definition calls.
+                # No resource-level permissions for these: they take "*" only.
                 "Effect": "Allow",
                 "Action": [
                     "ecs:DeregisterTaskDefinition",
                     "ecs:DescribeTaskDefinition",
                     "ecs:ListTaskDefinitions",
-                    "ecs:RegisterTaskDefinition",
                 ],
                 "Resource": "*",
+            },
+            {
+                "Sid": "RegisterPoolTaskDefinitions",
+                # Only families the executor names for this pool: a revision registered into
+                # another pool's family would be what that pool's runs start.
+                "Effect": "Allow",
+                "Action": ["ecs:RegisterTaskDefinition"],
+                "Resource": [f"{ecs}:task-definition/{family_prefix}*:*"],
             },
             {
                 "Sid": "RunTasksOnPoolCluster",
@@ -102,6 +116,15 @@ def control_plane_policy(
                 "Action": ["ecs:TagResource"],
                 "Resource": [f"{ecs}:task/{cluster_name}/*"],
                 "Condition": {"StringEquals": {"ecs:CreateAction": "RunTask"}},
+            },
+            {
+                "Sid": "TagTaskDefinitionsAtRegistration",
+                # The executor tags the task definitions it registers; AWS authorizes tags given
+                # at creation as ecs:TagResource, which this grants for registering only.
+                "Effect": "Allow",
+                "Action": ["ecs:TagResource"],
+                "Resource": [f"{ecs}:task-definition/{family_prefix}*:*"],
+                "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},
             },
             {
                 "Sid": "ListTasksOnPoolCluster",

@@ -14,11 +14,20 @@ import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-__all__ = ["allowed_hosts", "host_of", "is_loopback"]
+__all__ = ["allowed_hosts", "host_of", "is_loopback", "is_wildcard"]
 
 ALLOWED_HOSTS_ENV = "PUSH_POOLS_ALLOWED_HOSTS"
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
-_WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def is_wildcard(host: str | None) -> bool:
+    """Whether binding `host` listens on every address (0.0.0.0, ::, or another spelling)."""
+    if not host:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:  # a host name
+        return False
 
 
 def is_loopback(host: str) -> bool:
@@ -59,10 +68,10 @@ def allowed_hosts(bind_host: str | None, urls: Iterable[str | None]) -> set[str]
     if "*" in configured:
         return None
     hosts = set(_LOOPBACK_NAMES) | {host_of(h) for h in configured}
-    if bind_host and bind_host not in _WILDCARDS:
-        hosts.add(host_of(bind_host))
-    if bind_host is None or bind_host in _WILDCARDS:
+    if is_wildcard(bind_host):
         hosts |= _machine_names()
+    elif bind_host:
+        hosts.add(host_of(bind_host))
     for url in urls:
         if url:
             netloc = urlsplit(url).netloc

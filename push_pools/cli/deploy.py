@@ -309,7 +309,7 @@ class DeployCommand:
                 "deploy one -n NAME at a time to override its values"
             )
         if self.names:
-            specs = []
+            specs: list[DeploymentSpec] = []
             for name in self.names:
                 matches = self.match(name)
                 if matches:

@@ -35,7 +35,7 @@ def start(
 
     from push_pools import settings
     from push_pools.api.app import create_app
-    from push_pools.api.exposure import is_loopback
+    from push_pools.api.exposure import is_loopback, is_wildcard
     from push_pools.cli.output import console
     from push_pools.errors import InvalidInput
 
@@ -54,7 +54,7 @@ def start(
         )
     url = f"http://{host}:{port}/api"
     # Runs the server starts itself (managed and push pools) call it back at this address.
-    reachable = url if host not in ("0.0.0.0", "::") else f"http://127.0.0.1:{port}/api"
+    reachable = url if not is_wildcard(host) else f"http://127.0.0.1:{port}/api"
     application = create_app(
         api_url=os.environ.get("PUSH_POOLS_PUBLIC_API_URL") or reachable, bind_host=host
     )

@@ -59,18 +59,20 @@ def start(
     stop_requests = []
     stopped = threading.Event()
 
+    def stop(cancel_running: bool) -> None:
+        worker.stop(cancel_running=cancel_running)
+        stopped.set()
+
     def on_signal(signum: int, _frame: object) -> None:
         stop_requests.append(signum)
         if len(stop_requests) == 1:
             out.print(
                 "Stopping: no new runs; waiting for running runs (Ctrl-C again cancels them)."
             )
-            threading.Thread(target=lambda: (worker.stop(), stopped.set()), daemon=True).start()
+            threading.Thread(target=stop, args=(False,), daemon=True).start()
         else:
             out.print("Cancelling running runs.")
-            threading.Thread(
-                target=lambda: (worker.stop(cancel_running=True), stopped.set()), daemon=True
-            ).start()
+            threading.Thread(target=stop, args=(True,), daemon=True).start()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)

@@ -95,7 +95,7 @@ def import_file(path: Path, extra_paths: list[Path] | None = None) -> ModuleType
             sys.path.insert(0, entry)
 
     # A name unique per file: two flow files both called flows.py must not replace each other.
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    digest = hashlib.sha1(str(path).encode(), usedforsecurity=False).hexdigest()[:10]
     module_name = f"push_pools_user_{_identifier(path.stem)}_{digest}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:

@@ -358,13 +358,14 @@ def repo_directory_name(repository: str) -> str:
 def _is_clone_of(target: Path, url: str) -> bool:
     if not (target / ".git").exists():
         return False
-    found = subprocess.run(
+    # git from PATH on purpose: the user's own git, with their config and credential helpers.
+    found = subprocess.run(  # nosec B607
         ["git", "-C", str(target), "config", "--get", "remote.origin.url"],
         capture_output=True,
         text=True,
         env=_git_env(),
-    ).stdout.strip()
-    return _same_repository(found, url)
+    )
+    return _same_repository(found.stdout.strip(), url)
 
 
 def _same_repository(a: str, b: str) -> bool:
@@ -383,7 +384,10 @@ def _git(
 ) -> subprocess.CompletedProcess[str]:
     if shutil.which("git") is None:
         raise InvalidInput(f"cannot clone {shown}: git is not installed (not found on PATH)")
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=_git_env())
+    # The user's git from PATH, as in _is_clone_of.
+    result = subprocess.run(  # nosec B607
+        ["git", *args], cwd=cwd, capture_output=True, text=True, env=_git_env()
+    )
     if check and result.returncode != 0:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         last = lines[-1].strip() if lines else f"git {args[0]} exited with {result.returncode}"

@@ -254,9 +254,7 @@ class ManagedExecutor(BaseExecutor):
         engine = read_pid_file(run_dir / PID)
         sandbox = read_pid_file(run_dir / SANDBOX_PID)
         if is_alive(sandbox):
-            assert sandbox is not None  # invariant: is_alive(None) is False
             if is_alive(engine):
-                assert engine is not None
                 signal_group(engine[0], signal.SIGTERM)
             _kill(sandbox[0], signal.SIGTERM)
             if not wait:
@@ -283,14 +281,12 @@ class ManagedExecutor(BaseExecutor):
     ) -> None:
         """Cancel a run whose sandbox died (or hangs): stop the engine and record the outcome."""
         if is_alive(engine):
-            assert engine is not None
             signal_group(engine[0], signal.SIGTERM)
             deadline = time.monotonic() + grace_seconds
             while time.monotonic() < deadline and is_alive(engine):
                 time.sleep(0.05)
             signal_group(engine[0], signal.SIGKILL)
         if is_alive(sandbox):
-            assert sandbox is not None
             _kill(sandbox[0], signal.SIGKILL)
         self._reap()
         _write_result_if_absent(run_dir, None, "cancelled", "was cancelled")
@@ -303,10 +299,8 @@ class ManagedExecutor(BaseExecutor):
         engine = read_pid_file(run_dir / PID)
         sandbox = read_pid_file(run_dir / SANDBOX_PID)
         if is_alive(engine):
-            assert engine is not None
             signal_group(engine[0], signal.SIGKILL)
         if is_alive(sandbox):
-            assert sandbox is not None
             _kill(sandbox[0], signal.SIGKILL)
         self._reap(wait_for=infrastructure_id)
         # Renamed first so that a half-finished removal never looks like a live run directory.

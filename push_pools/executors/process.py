@@ -137,17 +137,21 @@ class ProcessExecutor(BaseExecutor):
 
     def _fork(self, env: dict[str, str], working_dir: str) -> _Forked:
         self.prepare()
-        assert self._fork_server is not None  # invariant: prepare() started it
+        server = self._fork_server
+        if server is None:  # close() ran meanwhile, from another thread
+            raise RuntimeError("the process executor is closed; it starts no more runs")
         read_fd, write_fd = os.pipe()
         try:
-            pid = self._fork_server.spawn(env, working_dir, write_fd)
+            pid = server.spawn(env, working_dir, write_fd)
         finally:
             os.close(write_fd)
-        return _Forked(self._fork_server, pid, os.fdopen(read_fd, "r", errors="replace"))
+        return _Forked(server, pid, os.fdopen(read_fd, "r", errors="replace"))
 
     def _read_output(self, process: _Process, stream: bool) -> None:
-        assert process.popen.stdout is not None  # invariant: started with stdout=PIPE
-        for line in process.popen.stdout:
+        output = process.popen.stdout
+        if output is None:
+            raise RuntimeError("the run's process was started without stdout=PIPE")
+        for line in output:
             line = line.rstrip("\n")
             process.tail.append(line)
             if stream:

@@ -28,7 +28,7 @@ import secrets
 import signal
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = [
     "CANCEL",
@@ -127,8 +127,9 @@ def read_pid_file(path: Path) -> ProcessRef | None:
         return None
 
 
-def is_alive(ref: ProcessRef | None) -> bool:
-    """Whether the process exists, is not a zombie, and is the one that was recorded."""
+def is_alive(ref: ProcessRef | None) -> TypeGuard[ProcessRef]:
+    """Whether the process exists, is not a zombie, and is the one that was recorded (so a
+    `ref` it is true for is not None, which type checkers then know)."""
     if ref is None:
         return False
     pid, started = ref

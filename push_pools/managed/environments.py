@@ -376,7 +376,8 @@ def _run(command: list[str], env: dict[str, str], what: str) -> list[str]:
     except OSError as exc:
         raise InstallFailed(f"{what} failed: cannot run {command[0]}: {exc}", [], None) from exc
     try:
-        assert process.stdout is not None  # invariant: started with stdout=PIPE
+        if process.stdout is None:
+            raise RuntimeError(f"{what}: the installer was started without stdout=PIPE")
         for line in process.stdout:
             lines.append(line.rstrip("\n"))
         code = process.wait()

@@ -411,25 +411,30 @@ def _deployment_room(session: Session, candidates: list[FlowRun]) -> dict[str, i
     ids = {r.deployment_id for r in candidates if r.deployment_id}
     if not ids:
         return {}
-    limits = dict(
-        session.execute(
+    # The `is not None` filters repeat the queries' for the type checker; they drop nothing.
+    limits = {
+        deployment: limit
+        for deployment, limit in session.execute(
             select(Deployment.id, Deployment.concurrency_limit).where(
                 Deployment.id.in_(ids), Deployment.concurrency_limit.is_not(None)
             )
-        ).all()
-    )
+        ).tuples()
+        if limit is not None
+    }
     if not limits:
         return {}
-    active = dict(
-        session.execute(
+    active = {
+        deployment: count
+        for deployment, count in session.execute(
             select(FlowRun.deployment_id, func.count())
             .where(
                 FlowRun.deployment_id.in_(list(limits)),
                 FlowRun.state_type.in_(ACTIVE_VALUES),
             )
             .group_by(FlowRun.deployment_id)
-        ).all()
-    )
+        ).tuples()
+        if deployment is not None
+    }
     return {dep: limit - active.get(dep, 0) for dep, limit in limits.items()}
 
 

@@ -155,13 +155,17 @@ class EcsExecutor(BaseExecutor):
         connection = self._connection(job, region=ref.region)
         self._remember(infrastructure_id, _Known(connection, job.cluster))
 
-    def client(self, job_configuration: dict[str, Any], service: str = "ecs") -> Any:
+    def client(
+        self, job_configuration: dict[str, Any], service: str = "ecs", *, retry: bool = True
+    ) -> Any:
         """The boto3 client this executor uses for runs with this job configuration.
 
-        For instrumentation (botocore event hooks, metrics); the executor shares it.
+        For instrumentation (botocore event hooks, metrics); the executor shares it. run_task
+        goes through the `retry=False` one (see aws.client_config), every other call through
+        the default one.
         """
         job = EcsJob.from_configuration(job_configuration)
-        return self._connection(job).client(service)
+        return self._connection(job).client(service, retry=retry)
 
     @staticmethod
     def _environment(job: EcsJob, submission: Submission, ref: TaskRef) -> list[dict[str, str]]:
@@ -286,14 +290,22 @@ class EcsExecutor(BaseExecutor):
                 described = ecs.describe_task_definition(taskDefinition=job.task_definition_arn)
             definition = described["taskDefinition"]
             containers = definition.get("containerDefinitions") or []
-            names = [c.get("name") for c in containers]
-            name = job.container_name if job.container_name in names else names[0]
+            names = [str(c.get("name")) for c in containers]
+            if job.container_name not in names:
+                # Never another container instead: a sidecar would run the flow's command, with
+                # the flow's environment (its API key included).
+                raise InvalidInput(
+                    f"job variable 'container_name' is '{job.container_name}', but the task "
+                    f"definition {definition['taskDefinitionArn']} has no container of that "
+                    f"name; its containers are {', '.join(repr(n) for n in names) or 'none'}. "
+                    "Set container_name to the one that should run the flow"
+                )
             return _Definition(
                 arn=str(definition["taskDefinitionArn"]),
-                container_name=str(name),
+                container_name=job.container_name,
                 network_mode=str(definition.get("networkMode") or "bridge"),
                 registered=False,
-                logs=_log_settings(containers[names.index(name)]) if containers else None,
+                logs=_log_settings(containers[names.index(job.container_name)]),
             )
         request = job.task_definition(
             region=region, pool_name=submission.pool_name, deployment_id=submission.deployment_id

@@ -20,6 +20,10 @@ from push_pools.errors import InvalidInput
 # 8192 bytes (the environment of every run goes there).
 STARTED_BY_LIMIT = 36
 CLIENT_TOKEN_LIMIT = 64
+# The characters each takes (ECS API reference, RunTask): startedBy letters, digits, "-", "/"
+# and "_"; clientToken ASCII 33-126, i.e. printable without the space.
+_STARTED_BY = re.compile(rf"[A-Za-z0-9/_-]{{1,{STARTED_BY_LIMIT}}}", re.ASCII)
+_CLIENT_TOKEN = re.compile(rf"[!-~]{{1,{CLIENT_TOKEN_LIMIT}}}", re.ASCII)
 OVERRIDES_LIMIT = 8192
 ID_PREFIX = "ecs"
 INFRASTRUCTURE_ID_ENV = "PUSH_POOLS_INFRASTRUCTURE_ID"
@@ -27,6 +31,7 @@ TAG_PREFIX = "push-pools:"
 MANAGED_BY_TAG = TAG_PREFIX + "managed-by"
 AUTO_DEREGISTER_TAG = TAG_PREFIX + "auto-deregister"
 _NOT_FAMILY_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+_HYPHENS = re.compile(r"-{2,}")
 _CLUSTER_ARN = re.compile(r"^arn:[^:]+:ecs:([^:]+):[^:]*:cluster/(.+)$")
 
 
@@ -233,9 +238,20 @@ class EcsJob:
             request["taskRoleArn"] = self.task_role_arn
         canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(canonical.encode()).hexdigest()[:12]
-        pool_part = _NOT_FAMILY_CHARS.sub("-", pool_name or "pool")[:64]
         deployment_part = (deployment_id or "adhoc").replace("-", "")[:8]
-        return {"family": f"push-pools-{pool_part}-{deployment_part}-{digest}", **request}
+        family = f"{family_prefix(pool_name)}{deployment_part}-{digest}"
+        return {"family": family, **request}
+
+
+def family_prefix(pool_name: str) -> str:
+    """How every task-definition family push-pools registers for this pool begins.
+
+    The provisioner's IAM policy scopes registering and tagging task definitions to
+    `<prefix>*`, so the two must agree: both call this. The pool part never contains "--" nor
+    ends in "-", so the "--" after it keeps pool "a" from matching pool "a-b"'s families.
+    """
+    part = _HYPHENS.sub("-", _NOT_FAMILY_CHARS.sub("-", pool_name or ""))[:64].strip("-")
+    return f"push-pools-{part or 'pool'}--"
 
 
 # --------------------------------------------------------------------------- names
@@ -269,21 +285,28 @@ def parse_infrastructure_id(infrastructure_id: str) -> TaskRef | None:
 
 
 def started_by_for(name: str) -> str:
-    """ECS `startedBy` for an infrastructure name: the name itself when it fits in 36 characters,
-    else "pp-" and the first 33 hex digits of its SHA-256.
+    """ECS `startedBy` for an infrastructure name: the name itself when ECS takes it as is (36
+    characters at most, of the allowed ones), else "pp-" and the first 33 hex digits of its
+    SHA-256.
 
     Names are `pp-<run id>-<attempt>` (41+ characters), so in practice the hash: truncating
     would drop the attempt number and make attempt 2 adopt attempt 1's task. The full name is
     also on the task as the tag push-pools:infrastructure-name, for people.
     """
-    if len(name) <= STARTED_BY_LIMIT:
+    if _STARTED_BY.fullmatch(name):
         return name
     return "pp-" + hashlib.sha256(name.encode()).hexdigest()[: STARTED_BY_LIMIT - 3]
 
 
 def client_token_for(name: str) -> str:
-    """run_task's idempotency token: the infrastructure name, hashed when over 64 characters."""
-    if len(name) <= CLIENT_TOKEN_LIMIT:
+    """run_task's idempotency token: the infrastructure name when ECS takes it as is (64
+    characters at most, ASCII 33-126), else the 64 hex digits of its SHA-256.
+
+    A function of the name alone, so a submit retried by any dispatcher sends the same token
+    and ECS starts the task once (for 24 hours, per cluster); the next attempt of a run has
+    another name, hence another token.
+    """
+    if _CLIENT_TOKEN.fullmatch(name):
         return name
     return hashlib.sha256(name.encode()).hexdigest()
 
