@@ -6,8 +6,9 @@ import asyncio
 import hmac
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -19,6 +20,9 @@ from push_pools.api import blocks, deployments, infrastructure, pools, runs
 from push_pools.api.notify import WorkNotifier
 from push_pools.errors import PushPoolsError
 from push_pools.store.db import Store
+
+if TYPE_CHECKING:
+    from push_pools.managed.isolation import Isolation
 
 log = logging.getLogger("push_pools.server")
 
@@ -48,6 +52,16 @@ def create_app(
     notifier = WorkNotifier()
     # Read now: a bad value stops `server start` with one line, not a trace from the lifespan.
     lease_seconds = settings.dispatch_lease_seconds() if run_dispatcher else 0.0
+    isolation = None
+    if run_dispatcher:
+        # Once, at start: the dispatcher's managed executor and the pools' output use it.
+        from push_pools.managed.isolation import detect
+
+        isolation = detect(database_url=store.url)
+        if isolation.mode == "bwrap":
+            log.info(isolation.startup_line())
+        else:
+            log.warning(isolation.startup_line())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,6 +84,7 @@ def create_app(
                 api_url=api_url or settings.api_url(),
                 api_key=key,
                 lease_seconds=lease_seconds,
+                executor_factory=_executor_factory(isolation),
             )
             app.state.dispatcher = dispatcher
             notifier.add_listener(lambda _keys: dispatcher.wake.set())
@@ -99,6 +114,7 @@ def create_app(
     )
     app.state.store = store
     app.state.notifier = notifier
+    app.state.managed_isolation = isolation
 
     @app.exception_handler(PushPoolsError)
     async def _push_pools_error(_request: Request, exc: PushPoolsError) -> JSONResponse:
@@ -145,6 +161,18 @@ def create_app(
     ):
         app.include_router(router, prefix="/api")
     return app
+
+
+def _executor_factory(isolation: Isolation | None) -> Callable[[str], Any]:
+    """Executors by pool type; the managed one gets the isolation detected at start."""
+    from push_pools.executors import load_executor
+
+    def make(pool_type: str) -> Any:
+        if pool_type == "managed":
+            return load_executor(pool_type, isolation=isolation)
+        return load_executor(pool_type)
+
+    return make
 
 
 def _validation_message(exc: RequestValidationError) -> str:
