@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import sysconfig
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -229,3 +230,41 @@ def test_without_bwrap_managed_runs_are_refused_until_isolation_is_turned_off(
         run = client.create_run(deployment["id"], {"parameters": {"name": "unisolated"}})
         final = wait_for_state(client, run["id"], timeout=60)
     assert final["state"] == "COMPLETED" and final["result"] == "greeted unisolated"
+
+
+REQUIREMENTS_FLOW = """\
+from push_pools import flow
+
+
+@flow
+def uses_six() -> str:
+    import six
+
+    return six.__version__
+"""
+
+
+def test_requirements_a_run_installs_are_its_own_and_leave_the_servers_python_alone(
+    managed_server: Callable[..., Client], readable_dir: Path
+) -> None:
+    (readable_dir / "flows.py").write_text(REQUIREMENTS_FLOW)
+    (readable_dir / "requirements.txt").write_text("six==1.16.0\n")
+    server_packages = Path(sysconfig.get_paths()["purelib"])
+    before = sorted(os.listdir(server_packages))
+    client = managed_server()
+    deployment = deploy(
+        client,
+        readable_dir,
+        "uses_six",
+        pool="managed-pool",
+        pull_steps=[
+            {"set_working_directory": {"directory": str(readable_dir)}},
+            {"pip_install_requirements": {}},
+        ],
+    )
+
+    final = wait_for_state(client, client.create_run(deployment["id"], {})["id"], timeout=120)
+
+    assert final["state"] == "COMPLETED", final["state_message"]
+    assert final["result"] == "1.16.0"
+    assert sorted(os.listdir(server_packages)) == before
