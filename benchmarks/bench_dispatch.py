@@ -12,7 +12,8 @@
    a time through the HTTP API; the run's `created` timestamp -> submit() called.
 3. cold start: a real managed pool on an EmbeddedServer; POST a run of a flow whose first line
    records time.time() -> that time. With no pip_packages (the server's interpreter), with a new
-   pip_packages set (an environment is built) and with the same set again (cached).
+   pip_packages set (an environment is built) and with the same set again (cached); each with
+   runs isolated under bubblewrap (PUSH_POOLS_MANAGED_ISOLATION=bwrap) and unisolated (none).
 
 Each section runs on SQLite and, with --postgres-url or --with-postgres (a throwaway server
 from scripts/postgres.sh, stopped at the end), on PostgreSQL; every section gets a fresh store
@@ -29,7 +30,6 @@ import contextlib
 import cProfile
 import datetime as dt
 import io
-import json
 import math
 import os
 import pstats
@@ -73,14 +73,16 @@ SECTIONS = ("throughput", "latency", "cold-start")
 THROUGHPUT_AIM = 1000.0  # runs claimed and submitted per second, SQLite
 LATENCY_AIM_S = 0.050  # median, created -> submit
 COLD_AIM_S = 0.5  # cached environment, POST -> first line of the flow
+COLD_ISOLATED_AIM_S = 0.35  # the same, with runs isolated under bubblewrap
+# PUSH_POOLS_MANAGED_ISOLATION for each cold-start pass, and the key of its figures.
+COLD_MODES = {"bwrap": "cold", "none": "cold_unisolated"}
 THROUGHPUT_TIMEOUT_S = 900.0
 INSERT_CHUNK = 500
 LATENCY_WARMUP = 5
 LATENCY_SPACING_S = 0.020
 LATENCY_WAIT_S = 60.0
-COLD_STAMP_TIMEOUT_S = 60.0
+COLD_RUN_TIMEOUT_S = 60.0
 COLD_NEW_ENV_TIMEOUT_S = 900.0
-COLD_FINISH_TIMEOUT_S = 60.0
 NEW_ENV_PACKAGES = ["six==1.16.0"]
 NOOP_TYPE = "bench-noop"
 PROFILE_TOP = 25
@@ -88,8 +90,6 @@ PROFILE_TOP = 25
 UNREACHABLE_API = "http://127.0.0.1:9/api"
 
 FLOW_SOURCE = """\
-import json
-import os
 import sys
 import time
 
@@ -97,11 +97,9 @@ from push_pools import flow
 
 
 @flow
-def stamp(path: str = "") -> None:
-    started = time.time()
-    with open(path + ".tmp", "w") as handle:
-        json.dump({"t": started, "executable": sys.executable, "prefix": sys.prefix}, handle)
-    os.replace(path + ".tmp", path)
+def stamp() -> dict:
+    # Returned, not written to a file: an isolated run can write only into its own sandbox.
+    return {"t": time.time(), "executable": sys.executable, "prefix": sys.prefix}
 """
 
 
@@ -593,40 +591,23 @@ def deploy_stamp_flow(client: Any, project: Path, name: str, job_variables: dict
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
-def timed_run(client: Any, dep_id: str, stamps: Path, stamp_timeout: float) -> dict[str, Any]:
-    """POST a run; seconds until the flow's first line ran (from its own time.time())."""
-    marker = stamps / f"{secrets.token_hex(6)}.json"
+def timed_run(client: Any, dep_id: str, timeout: float) -> dict[str, Any]:
+    """POST a run; seconds until the flow's first line ran (the time.time() it returns)."""
     t_post = time.time()
-    run = client.create_run(dep_id, {"parameters": {"path": str(marker)}})
+    run = client.create_run(dep_id, {})
     created = parse_ts(run["created"]).timestamp()
-    deadline = time.monotonic() + stamp_timeout
-    next_check = time.monotonic() + 0.5
-    while not marker.exists():
-        now = time.monotonic()
-        if now > deadline:
-            raise BenchError(
-                f"run {run['id']}: flow did not start within {stamp_timeout:.0f} s "
-                f"(state {client.get_run(run['id'])['state']})"
-            )
-        if now > next_check:
-            state = client.get_run(run["id"])
-            if state["state"] in FINAL_STATES:
-                raise BenchError(
-                    f"run {run['id']} ended {state['state']} before the flow started: "
-                    f"{(state.get('state_message') or '')[-600:]}"
-                )
-            next_check = now + 0.5
-        time.sleep(0.005)
-    stamp = json.loads(marker.read_text())
-    deadline = time.monotonic() + COLD_FINISH_TIMEOUT_S
+    deadline = time.monotonic() + timeout
     while (state := client.get_run(run["id"]))["state"] not in FINAL_STATES:
         if time.monotonic() > deadline:
-            raise BenchError(f"run {run['id']} still {state['state']} after its flow started")
-        time.sleep(0.05)
+            raise BenchError(f"run {run['id']} still {state['state']} after {timeout:.0f} s")
+        time.sleep(0.02)
     if state["state"] != "COMPLETED":
         raise BenchError(
             f"run {run['id']} ended {state['state']}: {(state.get('state_message') or '')[-600:]}"
         )
+    stamp = state.get("result")
+    if not isinstance(stamp, dict) or "t" not in stamp:
+        raise BenchError(f"run {run['id']} returned {stamp!r}, not the flow's time stamp")
     return {
         "run_id": run["id"],
         "post_to_flow_s": stamp["t"] - t_post,
@@ -650,52 +631,98 @@ def stop_leftover_sandboxes(managed_root: Path) -> None:
 
 
 def managed_cold_start(backend: Backend, home: Path, samples: int) -> dict[str, Any]:
+    """Both isolation modes at once: two servers (one per PUSH_POOLS_MANAGED_ISOLATION value,
+    each with its own store) on one PUSH_POOLS_HOME, their samples taken in turn, so that other
+    work on the machine weighs on both alike and their difference is isolation's cost."""
     from push_pools.client import Client
 
-    out: dict[str, Any] = {"backend": backend.label, "samples": samples}
     server_home = home / f"cold-{backend.label.lower()}"
-    project = server_home / "project"
-    stamps = server_home / "stamps"
+    # Outside PUSH_POOLS_HOME (hidden from isolated runs) and readable by the uid a root
+    # server's runs drop to.
+    project = home / f"cold-{backend.label.lower()}-project"
     managed_root = server_home / "managed"
-    with backend.fresh_url("cold") as url, push_pools_home(server_home):
-        project.mkdir(parents=True, exist_ok=True)
-        stamps.mkdir(exist_ok=True)
-        (project / "flows.py").write_text(FLOW_SOURCE)
-        try:
-            with embedded_server(url) as server, Client(server.api_url) as client:
-                client.create_work_pool({"name": "managed", "type": "managed"})
-                plain = deploy_stamp_flow(client, project, "plain", {})
-                with_pkgs = deploy_stamp_flow(
-                    client, project, "packages", {"pip_packages": NEW_ENV_PACKAGES}
-                )
-                log(f"  (a) no pip_packages: 1 first run + {samples}")
-                out["first_run"] = timed_run(client, plain, stamps, COLD_STAMP_TIMEOUT_S)
-                out["server_env"] = [
-                    timed_run(client, plain, stamps, COLD_STAMP_TIMEOUT_S) for _ in range(samples)
-                ]
-                shutil.rmtree(managed_root / "envs", ignore_errors=True)
-                log(f"  (b) pip_packages {NEW_ENV_PACKAGES}: new environment (envs/ cleared)")
-                out["new_env"] = timed_run(client, with_pkgs, stamps, COLD_NEW_ENV_TIMEOUT_S)
-                log(f"  (b) same pip_packages again: cached environment x{samples}")
-                out["cached_env"] = [
-                    timed_run(client, with_pkgs, stamps, COLD_STAMP_TIMEOUT_S)
-                    for _ in range(samples)
-                ]
-        finally:
-            stop_leftover_sandboxes(managed_root)
-    envs = str((managed_root / "envs").resolve())
-    for item in [out["new_env"], *out["cached_env"]]:
-        if not item["prefix"].startswith(envs):
-            raise BenchError(
-                f"run {item['run_id']} with pip_packages ran in {item['prefix']}, not in an "
-                f"environment under {envs}"
+    home.chmod(0o755)
+    project.mkdir(mode=0o755, parents=True, exist_ok=True)
+    (project / "flows.py").write_text(FLOW_SOURCE)
+    (project / "flows.py").chmod(0o644)
+    out: dict[str, dict[str, Any]] = {
+        key: {"backend": backend.label, "samples": samples, "isolation": mode}
+        for mode, key in COLD_MODES.items()
+    }
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(push_pools_home(server_home))
+        stack.callback(stop_leftover_sandboxes, managed_root)
+        sides: dict[str, tuple[Any, str, str]] = {}
+        for mode, key in COLD_MODES.items():
+            url = stack.enter_context(backend.fresh_url(f"cold-{mode}"))
+            with managed_isolation(mode):  # read when the server is made
+                server = stack.enter_context(embedded_server(url))
+            client = stack.enter_context(Client(server.api_url))
+            pool = client.create_work_pool({"name": "managed", "type": "managed"})
+            if pool.get("isolation") != mode:
+                shown = pool.get("isolation")
+                raise BenchError(f"a server started with {mode!r} reports {shown!r}")
+            plain = deploy_stamp_flow(client, project, "plain", {})
+            packages = deploy_stamp_flow(
+                client, project, "packages", {"pip_packages": NEW_ENV_PACKAGES}
             )
-    for item in [out["first_run"], *out["server_env"]]:
-        if item["prefix"].startswith(envs):
-            raise BenchError(f"run {item['run_id']} without pip_packages ran in {item['prefix']}")
-    out["server_env_median_s"] = statistics.median(s["post_to_flow_s"] for s in out["server_env"])
-    out["cached_env_median_s"] = statistics.median(s["post_to_flow_s"] for s in out["cached_env"])
+            sides[key] = (client, plain, packages)
+
+        def in_turn(label: str, deployment: int, timeout: float) -> None:
+            for key, side in sides.items():
+                out[key].setdefault(label, []).append(timed_run(side[0], side[deployment], timeout))
+
+        log(f"  (a) no pip_packages: 1 first run + {samples}, isolated and unisolated in turn")
+        in_turn("first_run", 1, COLD_RUN_TIMEOUT_S)
+        for _ in range(samples):
+            in_turn("server_env", 1, COLD_RUN_TIMEOUT_S)
+        log(f"  (b) pip_packages {NEW_ENV_PACKAGES}: a new environment for each (envs/ cleared)")
+        for key, (client, _, packages) in sides.items():
+            shutil.rmtree(managed_root / "envs", ignore_errors=True)
+            out[key]["new_env"] = timed_run(client, packages, COLD_NEW_ENV_TIMEOUT_S)
+        log(f"  (b) same pip_packages again: cached environment x{samples}, in turn")
+        for _ in range(samples):
+            in_turn("cached_env", 2, COLD_RUN_TIMEOUT_S)
+    envs = str((managed_root / "envs").resolve())
+    for figures in out.values():
+        figures["first_run"] = figures["first_run"][0]
+        for item in [figures["new_env"], *figures["cached_env"]]:
+            if not item["prefix"].startswith(envs):
+                raise BenchError(
+                    f"run {item['run_id']} with pip_packages ran in {item['prefix']}, not in an "
+                    f"environment under {envs}"
+                )
+        for item in [figures["first_run"], *figures["server_env"]]:
+            if item["prefix"].startswith(envs):
+                raise BenchError(
+                    f"run {item['run_id']} without pip_packages ran in {item['prefix']}"
+                )
+        for label in ("server_env", "cached_env"):
+            figures[f"{label}_median_s"] = statistics.median(
+                s["post_to_flow_s"] for s in figures[label]
+            )
+    # Isolation's cost: each isolated sample minus the unisolated one taken right after it.
+    isolated, unisolated = (out[key] for key in COLD_MODES.values())
+    for label in ("server_env", "cached_env"):
+        isolated[f"{label}_paired_extra_median_s"] = statistics.median(
+            a["post_to_flow_s"] - b["post_to_flow_s"]
+            for a, b in zip(isolated[label], unisolated[label], strict=True)
+        )
     return out
+
+
+@contextlib.contextmanager
+def managed_isolation(mode: str) -> Iterator[None]:
+    """PUSH_POOLS_MANAGED_ISOLATION while a server is made (it is read then, once)."""
+    old = os.environ.get("PUSH_POOLS_MANAGED_ISOLATION")
+    os.environ["PUSH_POOLS_MANAGED_ISOLATION"] = mode
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PUSH_POOLS_MANAGED_ISOLATION", None)
+        else:
+            os.environ["PUSH_POOLS_MANAGED_ISOLATION"] = old
 
 
 # --------------------------------------------------------------------------- report
@@ -768,31 +795,45 @@ def table_rows(results: dict[str, dict[str, Any]], labels: list[str], args: Any)
             ),
             "",
         ),
-        (
-            "cold-start",
-            "managed cold start, no pip_packages, first run after server start",
-            seconds(("cold", "first_run", "post_to_flow_s")),
-            "",
-        ),
-        (
-            "cold-start",
-            f"managed cold start, no pip_packages (median of {n})",
-            seconds(("cold", "server_env_median_s"), COLD_AIM_S),
-            f"< {COLD_AIM_S} s",
-        ),
-        (
-            "cold-start",
-            f"managed cold start, new env {packages} (1 run)",
-            seconds(("cold", "new_env", "post_to_flow_s")),
-            "",
-        ),
-        (
-            "cold-start",
-            f"managed cold start, cached env {packages} (median of {n})",
-            seconds(("cold", "cached_env_median_s"), COLD_AIM_S),
-            f"< {COLD_AIM_S} s",
-        ),
     ]
+    for mode, key in COLD_MODES.items():
+        how = "isolated (bwrap)" if mode == "bwrap" else "unisolated"
+        aim = COLD_ISOLATED_AIM_S if mode == "bwrap" else COLD_AIM_S
+        specs += [
+            (
+                "cold-start",
+                f"managed cold start, {how}, no pip_packages, first run after server start",
+                seconds((key, "first_run", "post_to_flow_s")),
+                "",
+            ),
+            (
+                "cold-start",
+                f"managed cold start, {how}, no pip_packages (median of {n})",
+                seconds((key, "server_env_median_s"), aim),
+                f"< {aim} s",
+            ),
+            (
+                "cold-start",
+                f"managed cold start, {how}, new env {packages} (1 run)",
+                seconds((key, "new_env", "post_to_flow_s")),
+                "",
+            ),
+            (
+                "cold-start",
+                f"managed cold start, {how}, cached env {packages} (median of {n})",
+                seconds((key, "cached_env_median_s"), aim),
+                f"< {aim} s",
+            ),
+        ]
+        if mode == "bwrap":
+            specs.append(
+                (
+                    "cold-start",
+                    f"isolation's cost, cached env (median of {n} paired differences)",
+                    seconds((key, "cached_env_paired_extra_median_s")),
+                    "",
+                )
+            )
     rows = []
     for section, metric, get, aim in specs:
         if section not in args.only:
@@ -837,15 +878,18 @@ def run_backend(backend: Backend, home: Path, args: Any, fails: list[str]) -> di
     if "cold-start" in args.only:
         steps.append(
             (
-                "cold",
-                "managed cold start",
+                "cold-start",
+                "managed cold start, isolated (bwrap) and unisolated (none) in turn",
                 lambda: managed_cold_start(backend, home, args.cold_samples),
             )
         )
     for key, what, step in steps:
         log(f"[{backend.label}] {what}")
         try:
-            figures[key] = step()
+            if key == "cold-start":
+                figures.update(step())  # one entry per isolation mode
+            else:
+                figures[key] = step()
         except BenchError as exc:
             figures["errors"].append(str(exc))
             fails.append(f"FAIL [{backend.label}] {what}: {exc}")
@@ -955,6 +999,7 @@ def main() -> int:
             "throughput_runs_per_s": THROUGHPUT_AIM,
             "latency_median_s": LATENCY_AIM_S,
             "cold_start_cached_s": COLD_AIM_S,
+            "cold_start_cached_isolated_s": COLD_ISOLATED_AIM_S,
         },
         "results": results,
         "fails": fails,

@@ -83,6 +83,12 @@ class WorkPoolOut(BaseModel):
     created: datetime
     updated: datetime
     queues: list[WorkQueueOut]
+    isolation: str | None = Field(
+        default=None,
+        description="Managed pools: how the server answering confines their runs: `bwrap`, "
+        "`none` (PUSH_POOLS_MANAGED_ISOLATION=none) or `unavailable: <why>` (runs are refused). "
+        "Null for other pool types and on a server that dispatches no runs.",
+    )
 
 
 class WorkQueueCreate(Strict):

@@ -68,3 +68,28 @@ def dispatch_lease_seconds() -> float:
             "0.5 and 86400; unset it for the default of 30"
         )
     return seconds
+
+
+MANAGED_ISOLATION_MODES = ("auto", "bwrap", "none")
+
+
+def managed_isolation() -> str:
+    """`PUSH_POOLS_MANAGED_ISOLATION`: how the server confines managed runs. `auto` (the default)
+    runs them under bubblewrap when it works here and refuses them otherwise; `bwrap` requires
+    it (the server does not start without it); `none` runs them unisolated, as the server's own
+    user with its files in reach."""
+    from push_pools.errors import InvalidInput
+
+    raw = (os.environ.get("PUSH_POOLS_MANAGED_ISOLATION") or "auto").strip().lower()
+    if raw not in MANAGED_ISOLATION_MODES:
+        raise InvalidInput(
+            f"PUSH_POOLS_MANAGED_ISOLATION={raw!r} is not one of "
+            f"{', '.join(MANAGED_ISOLATION_MODES)}; unset it for auto"
+        )
+    return raw
+
+
+def managed_uid() -> str | None:
+    """`PUSH_POOLS_MANAGED_UID`: the user (name or number) managed runs drop to when the server
+    runs as root; default `nobody`."""
+    return (os.environ.get("PUSH_POOLS_MANAGED_UID") or "").strip() or None

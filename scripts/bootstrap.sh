@@ -14,6 +14,20 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   exit 1
 fi
 
+# Managed pools run flows under bubblewrap (push_pools/managed/isolation.py); without it the
+# server refuses managed runs, and their tests fail.
+if ! command -v bwrap >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing bubblewrap from Debian's packages (managed runs are isolated with it)" >&2
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null 2>&1; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+    fi
+  else
+    echo "warning: bwrap not found: managed runs will be refused and their tests fail;" \
+      "install bubblewrap (e.g. sudo apt-get install bubblewrap)" >&2
+  fi
+fi
+
 stamp=.venv/.installed
 if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$stamp" -nt constraints.txt ]; then
   exit 0

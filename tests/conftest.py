@@ -7,7 +7,9 @@ PUSH_POOLS_TEST_DATABASE_URL is set (scripts/test does that with a throwaway ser
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ ENV_VARS = (
     "PUSH_POOLS_API_KEY",
     "PUSH_POOLS_DATABASE_URL",
     "PUSH_POOLS_ENCRYPTION_KEY",
+    "PUSH_POOLS_MANAGED_ISOLATION",
+    "PUSH_POOLS_MANAGED_UID",
 )
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -126,9 +130,19 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
 
 
 @pytest.fixture
-def flow_dir(tmp_path: Path) -> Path:
+def readable_dir() -> Iterator[Path]:
+    """A temporary directory every user can read, for code that managed runs load: they drop to
+    an unprivileged uid when the tests run as root, and tmp_path is private to its owner."""
+    path = Path(tempfile.mkdtemp(prefix="push-pools-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def flow_dir(readable_dir: Path) -> Path:
     """A project directory with a few flows to deploy."""
-    directory = tmp_path / "project"
+    directory = readable_dir / "project"
     directory.mkdir()
     (directory / "flows.py").write_text(
         "import os, sys, time\n"

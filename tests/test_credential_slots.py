@@ -154,9 +154,9 @@ def leak(value: str) -> None:
 
 
 def test_a_secret_that_reaches_the_output_anyway_is_stored_masked(
-    client: Any, tmp_path: Path, stored_secret: None, cli: Any
+    client: Any, readable_dir: Path, stored_secret: None, cli: Any
 ) -> None:
-    project = tmp_path / "leaker"
+    project = readable_dir / "leaker"
     project.mkdir()
     (project / "flows.py").write_text(LEAKER)
     client.create_work_pool({"name": "managed", "type": "managed"})

@@ -472,9 +472,9 @@ def test_a_run_that_does_not_start_within_its_start_timeout_is_crashed_and_stopp
 
 
 def test_a_run_created_for_now_is_submitted_at_once(
-    client: Client, home: Path, tmp_path: Path
+    client: Client, home: Path, readable_dir: Path
 ) -> None:
-    flow_dir = write_trivial_flow(tmp_path / "trivial")
+    flow_dir = write_trivial_flow(readable_dir / "trivial")
     client.create_work_pool({"name": "managed", "type": "managed"})
     deployment = deploy(client, flow_dir, "trivial", pool="managed")
     latencies = wake_up_latencies(client, deployment["id"], home / "managed" / "runs", 10)
@@ -552,10 +552,11 @@ def test_a_server_killed_with_sigkill_and_restarted_finishes_every_managed_run_o
     database_url: str,
     home: Path,
     tmp_path: Path,
+    readable_dir: Path,
     server_processes: list[ServerProcess],
 ) -> None:
     count = RESTART_RUNS
-    flow_dir = write_trivial_flow(tmp_path / "trivial")
+    flow_dir = write_trivial_flow(readable_dir / "trivial")
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     # Claims the killed server left are taken over 5 s after they were made, not 30.

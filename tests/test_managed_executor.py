@@ -144,8 +144,9 @@ def test_default_command_is_the_engine(executor: ManagedExecutor) -> None:
     executor.submit(sub)
     wait_for(executor, "pp-r9-1", RUNNING)
     pid, _ = engine_pid(executor, "pp-r9-1")
-    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    assert cmdline[:3] == [sys.executable.encode(), b"-m", b"push_pools.engine"]
+    # The command comes last, after bubblewrap's and setpriv's options when isolated.
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+    assert cmdline[-3:] == [sys.executable.encode(), b"-m", b"push_pools.engine"]
     executor.cancel("pp-r9-1", grace_seconds=5, wait=True)
     assert executor.status(["pp-r9-1"])["pp-r9-1"].reason == "cancelled"
 
@@ -176,14 +177,9 @@ def test_the_run_outlives_the_server_that_started_it(
     assert (executor.runs_dir / "pp-r15-1" / "work" / "done").exists()
 
 
-def test_submitting_twice_adopts_the_first_sandbox(
-    executor: ManagedExecutor, tmp_path: Path
-) -> None:
-    shared = tmp_path / "starts.txt"
-    sub = submission(
-        "pp-r2-1",
-        python(f"open({str(shared)!r}, 'a').write('started\\n'); import time; time.sleep(0.3)"),
-    )
+def test_submitting_twice_adopts_the_first_sandbox(executor: ManagedExecutor) -> None:
+    script = "open('starts.txt', 'a').write('started\\n'); import time; time.sleep(0.3)"
+    sub = submission("pp-r2-1", python(script))
     ids: list[str] = []
     threads = [threading.Thread(target=lambda: ids.append(executor.submit(sub))) for _ in range(4)]
     for thread in threads:
@@ -196,7 +192,7 @@ def test_submitting_twice_adopts_the_first_sandbox(
     time.sleep(0.3)
 
     assert ids == ["pp-r2-1"] * 4
-    assert shared.read_text() == "started\n"
+    assert (executor.runs_dir / "pp-r2-1" / "work" / "starts.txt").read_text() == "started\n"
 
 
 def test_failing_script_reports_exit_code_and_last_lines(executor: ManagedExecutor) -> None:
@@ -260,19 +256,23 @@ def test_cpu_pins_the_run_to_cores(executor: ManagedExecutor) -> None:
 
 
 def test_cancel_stops_the_run_and_its_children(executor: ManagedExecutor) -> None:
+    # The child holds a lock for as long as it lives (its pid means nothing outside the run's
+    # PID namespace): the lock coming free shows it was stopped.
     script = (
-        "import subprocess, time\n"
-        "child = subprocess.Popen(['sleep', '60'])\n"
-        "open('child.pid', 'w').write(str(child.pid))\n"
+        "import fcntl, subprocess, time\n"
+        "lock = open('child.lock', 'w')\n"
+        "fcntl.flock(lock, fcntl.LOCK_EX)\n"
+        "subprocess.Popen(['sleep', '60'], pass_fds=[lock.fileno()])\n"
+        "open('started', 'w').close()\n"
         "time.sleep(60)\n"
     )
     executor.submit(submission("pp-r7-1", python(script)))
     wait_for(executor, "pp-r7-1", RUNNING)
-    child_pid_file = executor.runs_dir / "pp-r7-1" / "work" / "child.pid"
+    work = executor.runs_dir / "pp-r7-1" / "work"
     deadline = time.monotonic() + 10
-    while not child_pid_file.exists() and time.monotonic() < deadline:
+    while not (work / "started").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    grandchild = int(child_pid_file.read_text())
+    assert not _lock_is_free(work / "child.lock")
     engine = engine_pid(executor, "pp-r7-1")
 
     # A new executor, as after a server restart: everything it needs is on disk.
@@ -281,7 +281,19 @@ def test_cancel_stops_the_run_and_its_children(executor: ManagedExecutor) -> Non
 
     assert status.reason == "cancelled"
     assert not is_alive(engine)
-    assert not is_alive((grandchild, None))
+    deadline = time.monotonic() + 10
+    while not _lock_is_free(work / "child.lock"):
+        assert time.monotonic() < deadline, "the run's child still runs"
+        time.sleep(0.05)
+
+
+def _lock_is_free(path: Path) -> bool:
+    with path.open() as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
 
 def test_cancel_while_waiting_for_an_environment(executor: ManagedExecutor) -> None:

@@ -64,8 +64,8 @@ def keyed(server_factory: Any, monkeypatch: pytest.MonkeyPatch) -> Client:
 
 
 @pytest.fixture
-def probe_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "probe"
+def probe_dir(readable_dir: Path) -> Path:
+    directory = readable_dir / "probe"
     directory.mkdir()
     (directory / "flows.py").write_text(PROBE)
     return directory

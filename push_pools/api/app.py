@@ -7,8 +7,9 @@ import hmac
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
@@ -22,6 +23,9 @@ from push_pools.api.exposure import ALLOWED_HOSTS_ENV, allowed_hosts, host_of
 from push_pools.api.notify import WorkNotifier
 from push_pools.errors import PushPoolsError
 from push_pools.store.db import Store
+
+if TYPE_CHECKING:
+    from push_pools.managed.isolation import Isolation
 
 log = logging.getLogger("push_pools.server")
 
@@ -60,6 +64,16 @@ def create_app(
     notifier = WorkNotifier()
     # Read now: a bad value stops `server start` with one line, not a trace from the lifespan.
     lease_seconds = settings.dispatch_lease_seconds() if run_dispatcher else 0.0
+    isolation = None
+    if run_dispatcher:
+        # Once, at start: the dispatcher's managed executor and the pools' output use it.
+        from push_pools.managed.isolation import detect
+
+        isolation = detect(database_url=store.url)
+        if isolation.mode == "bwrap":
+            log.info(isolation.startup_line())
+        else:
+            log.warning(isolation.startup_line())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +95,7 @@ def create_app(
                 store,
                 api_url=api_url or settings.api_url(),
                 lease_seconds=lease_seconds,
+                executor_factory=_executor_factory(isolation),
             )
             app.state.dispatcher = dispatcher
             notifier.add_listener(lambda _keys: dispatcher.wake.set())
@@ -110,6 +125,7 @@ def create_app(
     )
     app.state.store = store
     app.state.notifier = notifier
+    app.state.managed_isolation = isolation
 
     @app.exception_handler(PushPoolsError)
     async def _push_pools_error(_request: Request, exc: PushPoolsError) -> JSONResponse:
@@ -232,6 +248,18 @@ def _auth_error(status: int, detail: str) -> JSONResponse:
         content={"detail": detail, "code": "authentication_error"},
         headers={"WWW-Authenticate": "Bearer"},
     )
+
+
+def _executor_factory(isolation: Isolation | None) -> Callable[[str], Any]:
+    """Executors by pool type; the managed one gets the isolation detected at start."""
+    from push_pools.executors import load_executor
+
+    def make(pool_type: str) -> Any:
+        if pool_type == "managed":
+            return load_executor(pool_type, isolation=isolation)
+        return load_executor(pool_type)
+
+    return make
 
 
 def _validation_message(exc: RequestValidationError) -> str:

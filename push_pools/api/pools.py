@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from push_pools import pool_types, templates
-from push_pools.api.deps import NotifierDep, SessionDep, StoreDep
+from push_pools.api.deps import IsolationDep, NotifierDep, SessionDep, StoreDep
 from push_pools.api.notify import WorkNotifier
 from push_pools.errors import InvalidInput
 from push_pools.models import (
@@ -49,27 +49,33 @@ def default_base_job_template(pool_type: str) -> dict:
 
 
 @router.post("/work_pools", status_code=201, response_model=WorkPoolOut, tags=["work pools"])
-def create_work_pool(body: WorkPoolCreate, session: SessionDep) -> WorkPoolOut:
+def create_work_pool(
+    body: WorkPoolCreate, session: SessionDep, isolation: IsolationDep
+) -> WorkPoolOut:
     pool = pool_store.create_pool(session, body)
-    return pool_store.pool_out(session, pool)
+    return pool_store.pool_out(session, pool, isolation)
 
 
 @router.get("/work_pools", response_model=list[WorkPoolOut], tags=["work pools"])
-def list_work_pools(session: SessionDep) -> list[WorkPoolOut]:
-    return [pool_store.pool_out(session, p) for p in pool_store.list_pools(session)]
+def list_work_pools(session: SessionDep, isolation: IsolationDep) -> list[WorkPoolOut]:
+    return [pool_store.pool_out(session, p, isolation) for p in pool_store.list_pools(session)]
 
 
 @router.get("/work_pools/{name}", response_model=WorkPoolOut, tags=["work pools"])
-def get_work_pool(name: str, session: SessionDep) -> WorkPoolOut:
-    return pool_store.pool_out(session, pool_store.get_pool(session, name))
+def get_work_pool(name: str, session: SessionDep, isolation: IsolationDep) -> WorkPoolOut:
+    return pool_store.pool_out(session, pool_store.get_pool(session, name), isolation)
 
 
 @router.patch("/work_pools/{name}", response_model=WorkPoolOut, tags=["work pools"])
 def update_work_pool(
-    name: str, body: WorkPoolUpdate, session: SessionDep, notifier: NotifierDep
+    name: str,
+    body: WorkPoolUpdate,
+    session: SessionDep,
+    notifier: NotifierDep,
+    isolation: IsolationDep,
 ) -> WorkPoolOut:
     pool = pool_store.update_pool(session, name, body)
-    out = pool_store.pool_out(session, pool)
+    out = pool_store.pool_out(session, pool, isolation)
     session.commit()
     notifier.notify(pool.id)  # a resume or a higher limit may free work for waiting workers
     return out

@@ -58,10 +58,13 @@ def start(
     application = create_app(
         api_url=os.environ.get("PUSH_POOLS_PUBLIC_API_URL") or reachable, bind_host=host
     )
+    isolation = application.state.managed_isolation
     console().print(
         f"push-pools server listening on [bold]{url}[/bold]\n"
         f"store: {_describe_store(settings.database_url())}\n"
-        f"clients find it with: export PUSH_POOLS_API_URL={url}\n"
+        # Unisolated or refused managed runs were announced with a warning already.
+        + (f"{isolation.startup_line()}\n" if isolation and isolation.mode == "bwrap" else "")
+        + f"clients find it with: export PUSH_POOLS_API_URL={url}\n"
         f"API docs: http://{host}:{port}/api/docs"
     )
     uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)

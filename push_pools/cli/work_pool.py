@@ -55,22 +55,22 @@ def _show_pool(pool: dict[str, Any], as_json: bool, verb: str | None = None) -> 
     if verb:
         console().print(f"Work pool [bold]{pool['name']}[/bold] {verb}.")
         return
-    print_fields(
-        f"Work pool {pool['name']}",
-        {
-            "id": pool["id"],
-            "type": pool["type"],
-            "status": pool["status"],
-            "paused": pool["paused"],
-            "concurrency_limit": pool["concurrency_limit"],
-            "description": pool["description"],
-            "last_polled": pool["last_polled"],
-            "queues": ", ".join(
-                f"{q['name']} (priority {q['priority']}, {q['status']})" for q in pool["queues"]
-            ),
-            "base_job_template": pool["base_job_template"],
-        },
-    )
+    fields: dict[str, Any] = {
+        "id": pool["id"],
+        "type": pool["type"],
+        "status": pool["status"],
+        "paused": pool["paused"],
+        "concurrency_limit": pool["concurrency_limit"],
+        "description": pool["description"],
+        "last_polled": pool["last_polled"],
+        "queues": ", ".join(
+            f"{q['name']} (priority {q['priority']}, {q['status']})" for q in pool["queues"]
+        ),
+    }
+    if pool.get("isolation") is not None:
+        fields["isolation"] = pool["isolation"]
+    fields["base_job_template"] = pool["base_job_template"]
+    print_fields(f"Work pool {pool['name']}", fields)
 
 
 ProvisionFlag = Annotated[

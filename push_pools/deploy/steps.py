@@ -22,6 +22,8 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -456,6 +458,12 @@ def pip_install_requirements(cwd: Path, options: dict[str, Any]) -> dict[str, An
         argv = ["uv", "pip", "install", "--python", sys.executable, "-r", str(requirements)]
     else:
         argv = [sys.executable, "-m", "pip", "install", "-r", str(requirements)]
+    target = None
+    if not os.access(sysconfig.get_paths()["purelib"], os.W_OK):
+        # An isolated managed run sees its interpreter read-only (it is the server's, or an
+        # environment other runs share): install for this run only, in its own temp directory.
+        target = tempfile.mkdtemp(prefix="requirements-")
+        argv += ["--target", target]
     returncode, stdout, stderr = _run_streaming(
         argv, directory, dict(os.environ), bool(options.get("stream_output", True))
     )
@@ -464,6 +472,13 @@ def pip_install_requirements(cwd: Path, options: dict[str, Any]) -> dict[str, An
             f"pip_install_requirements: installing {requirements} failed "
             f"(exit code {returncode}): {_tail(stdout + stderr) or '(no output)'}"
         )
+    if target is not None:
+        # First, so the requirements win over what the interpreter has; PYTHONPATH for the
+        # flow's own Python subprocesses.
+        sys.path.insert(0, target)
+        importlib.invalidate_caches()
+        existing = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = target + (os.pathsep + existing if existing else "")
     return {"stdout": stdout.strip(), "stderr": stderr.strip()}
 
 

@@ -47,6 +47,7 @@ from push_pools.managed import (
     write_atomic,
     write_pid_file,
 )
+from push_pools.managed.isolation import Isolation, detect
 
 __all__ = ["ManagedExecutor"]
 
@@ -85,14 +86,22 @@ _SANDBOX_ENV_PREFIXES = ("PIP_", "UV_")
 
 
 class ManagedExecutor(BaseExecutor):
-    """Sandboxed processes on the server's host, detached so they survive a server restart."""
+    """Sandboxed processes on the server's host, detached so they survive a server restart.
 
-    def __init__(self, root: Path | None = None) -> None:
+    `isolation` is what the server detected at start (push_pools.managed.isolation); without
+    it, the executor detects it itself, once.
+    """
+
+    def __init__(self, root: Path | None = None, isolation: Isolation | None = None) -> None:
         base = Path(root) if root is not None else settings.home_dir() / "managed"
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.root = base.resolve()
         self.runs_dir = self.root / "runs"
         self.envs_dir = self.root / "envs"
+        self.isolation = isolation if isolation is not None else detect()
+        confinement = self.isolation.confinement
+        # Every sandbox lives here: no run may see another's (or its own request.json).
+        self._confinement = confinement.hiding(self.root) if confinement is not None else None
         # Sandboxes this object started, kept only to reap them: a sandbox that exits while
         # the server lives would otherwise stay a zombie.
         self._children: dict[str, subprocess.Popen[bytes]] = {}
@@ -101,6 +110,9 @@ class ManagedExecutor(BaseExecutor):
     # ------------------------------------------------------------------ submit
 
     def submit(self, submission: Submission) -> str:
+        if self.isolation.mode == "unavailable":
+            # Before anything is created: nothing starts, and the run is Crashed with this.
+            raise PushPoolsError(self.isolation.refusal())
         name = submission.infrastructure_name or f"pp-{submission.flow_run_id}"
         run_dir = self._run_dir(name)
         if run_dir is None:
@@ -148,6 +160,7 @@ class ManagedExecutor(BaseExecutor):
             "envs_dir": str(self.envs_dir),
             "config": config,
             "env": env,
+            "isolation": self._confinement.to_json() if self._confinement is not None else None,
         }
         # 0600: env holds the API key and the resolved credentials.
         write_atomic(run_dir / REQUEST, json.dumps(request, default=str), 0o600)

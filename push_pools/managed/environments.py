@@ -37,8 +37,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 __all__ = [
+    "BuildConfinement",
     "Environment",
     "InstallFailed",
     "ensure_environment",
@@ -78,6 +80,23 @@ class InstallFailed(Exception):
         self.message = message
         self.lines = lines
         self.exit_code = exit_code
+
+
+class BuildConfinement(Protocol):
+    """How a build is confined (bwrap.ConfinedInstall): the installer runs a user's package
+    list, and with it any build code those packages bring."""
+
+    def prepare(self, build: Path) -> None:
+        """Create the (empty) build directory, writable for the installer."""
+
+    def command(self, argv: list[str], build: Path) -> list[str]:
+        """`argv` confined, able to write only into `build` (and the installer's own home)."""
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        """The installer's environment."""
+
+    def release(self, build: Path) -> None:
+        """After a successful build: make it unchangeable for the installer's (and runs') uid."""
 
 
 def normalize_packages(packages: Iterable[object]) -> list[str]:
@@ -188,9 +207,11 @@ def ensure_environment(
     *,
     log: Callable[[str], None] = lambda message: None,
     installer_env: Mapping[str, str] | None = None,
+    confinement: BuildConfinement | None = None,
 ) -> Environment:
     """The environment for `packages`, built (once, under a lock) if it is not cached yet.
 
+    With `confinement`, the installer runs confined; the cache is still written only here.
     Raises InstallFailed when the installer fails; nothing is cached then.
     """
     wanted = normalize_packages(packages)
@@ -218,7 +239,7 @@ def ensure_environment(
         )
         started = time.monotonic()
         try:
-            _build(build, wanted, tool, env, log)
+            _build(build, wanted, tool, env, log, confinement)
             _publish(build, final)
         except BaseException:
             shutil.rmtree(build, ignore_errors=True)
@@ -279,21 +300,30 @@ def _build(
     tool: str,
     env: dict[str, str],
     log: Callable[[str], None],
+    confinement: BuildConfinement | None = None,
 ) -> None:
     python = _python_in(build)
+    if confinement is not None:
+        confinement.prepare(build)
+        env = confinement.environment(env)
+
+    def run(command: list[str], what: str) -> list[str]:
+        if confinement is not None:
+            command = confinement.command(command, build)
+        return _run(command, env, what)
+
     if tool == "uv":
         uv = shutil.which("uv") or "uv"
-        _run([uv, "venv", "--python", sys.executable, str(build)], env, "creating the env")
-        last = _run(
+        run([uv, "venv", "--python", sys.executable, str(build)], "creating the env")
+        last = run(
             [uv, "pip", "install", "--python", str(python), "--", *packages],
-            env,
             "installing pip_packages",
         )
     elif _has_pip_python_option():
         # The server's pip installs into the new env (`pip --python`), which skips seeding pip
         # into every env: seconds saved per new package set.
-        _run([sys.executable, "-m", "venv", "--without-pip", str(build)], env, "creating the env")
-        last = _run(
+        run([sys.executable, "-m", "venv", "--without-pip", str(build)], "creating the env")
+        last = run(
             [
                 sys.executable,
                 "-m",
@@ -306,12 +336,11 @@ def _build(
                 "--",
                 *packages,
             ],
-            env,
             "installing pip_packages",
         )
     else:
-        _run([sys.executable, "-m", "venv", str(build)], env, "creating the env")
-        last = _run(
+        run([sys.executable, "-m", "venv", str(build)], "creating the env")
+        last = run(
             [
                 str(python),
                 "-m",
@@ -322,7 +351,6 @@ def _build(
                 "--",
                 *packages,
             ],
-            env,
             "installing pip_packages",
         )
     if last:
@@ -345,6 +373,8 @@ def _build(
         "created_at": time.time(),
     }
     (build / READY_MARKER).write_text(json.dumps(metadata, indent=2) + "\n")
+    if confinement is not None:
+        confinement.release(build)
 
 
 def _has_pip_python_option() -> bool:

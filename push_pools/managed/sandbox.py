@@ -54,6 +54,8 @@ from push_pools.managed import (
     write_atomic,
     write_pid_file,
 )
+from push_pools.managed.bwrap import ConfinedInstall, Confinement, exit_code, interpreter_paths
+from push_pools.managed.bwrap import preexec as confined_preexec
 from push_pools.managed.environments import InstallFailed, ensure_environment
 
 TIMEOUT_GRACE_SECONDS = 10.0
@@ -94,6 +96,8 @@ class Sandbox:
         self.dir = run_dir
         self.output = run_dir / OUTPUT
         self.child: subprocess.Popen[bytes] | None = None
+        # How the engine (and the install) run confined; None when isolation is off.
+        self.confinement: Confinement | None = None
         self.stop_requested_at: float | None = None
         # "setup": a stop is noted and checked before the engine starts; "prepare" (waiting for
         # or running an install): a stop abandons it at once; "run": a stop is forwarded to the
@@ -164,6 +168,20 @@ class Sandbox:
             limits = _parse_limits(config)
         except ValueError as exc:
             return Result(2, "invalid_configuration", str(exc))
+        self.confinement = Confinement.from_json(request.get("isolation"))
+
+        work = self.dir / "work"
+        tmp = self.dir / "tmp"
+        for directory in (work, tmp):
+            directory.mkdir(mode=0o700, exist_ok=True)
+            if self.confinement is not None:
+                # The only places the run may write.
+                self.confinement.hand_over(directory)
+        # What a confined run may read under a hidden directory: never anything of the run
+        # directory itself (request.json was written there).
+        readable = (
+            self.confinement.exposable(interpreter_paths()) if self.confinement is not None else []
+        )
 
         if self.stop_requested_at is not None:
             raise _Stopped()
@@ -174,6 +192,11 @@ class Sandbox:
                 config.get("pip_packages") or [],
                 log=self.log,
                 installer_env=job_env,
+                confinement=(
+                    ConfinedInstall(self.confinement, self.dir / "install", tuple(readable))
+                    if self.confinement is not None
+                    else None
+                ),
             )
         except InstallFailed as exc:
             self.phase = "setup"
@@ -183,11 +206,6 @@ class Sandbox:
                 message += "\n" + "\n".join(exc.lines)
             return Result(exc.exit_code or 1, "install_failed", message)
         self.phase = "setup"
-
-        work = self.dir / "work"
-        tmp = self.dir / "tmp"
-        work.mkdir(mode=0o700, exist_ok=True)
-        tmp.mkdir(mode=0o700, exist_ok=True)
 
         command = config.get("command")
         if command:
@@ -223,10 +241,21 @@ class Sandbox:
 
         if limits.cpus is not None:
             self.log(f"cpu is advisory: pinned to core(s) {','.join(map(str, limits.cpus))}")
-        return self._run_engine(argv, env, work, limits)
+        shown = shlex.join(argv)
+        if self.confinement is not None:
+            if environment.path is not None:
+                readable.append(environment.path)
+            if os.path.isabs(argv[0]):
+                readable += self.confinement.exposable([Path(os.path.realpath(argv[0])).parent])
+            argv = self.confinement.command(
+                argv, writable=[work, tmp], readable=readable, chdir=work
+            )
+            uid = self.confinement.uid if self.confinement.uid is not None else os.getuid()
+            shown += f" (isolated with bubblewrap, as uid {uid})"
+        return self._run_engine(argv, env, work, limits, shown)
 
     def _run_engine(
-        self, argv: list[str], env: dict[str, str], work: Path, limits: _Limits
+        self, argv: list[str], env: dict[str, str], work: Path, limits: _Limits, shown: str
     ) -> Result:
         # Block stop signals while starting, so a cancel either prevents the start or reaches
         # the engine, never falls between the fork and the recorded pid.
@@ -235,7 +264,7 @@ class Sandbox:
             if self.stop_requested_at is not None or self._cancel_requested():
                 raise _Stopped()
             output_start = self.output.stat().st_size if self.output.exists() else 0
-            self.log(f"starting: {shlex.join(argv)}")
+            self.log(f"starting: {shown}")
             with self.output.open("ab") as output:
                 try:
                     self.child = subprocess.Popen(
@@ -247,7 +276,7 @@ class Sandbox:
                         stderr=subprocess.STDOUT,
                         # pgid == pid: cancel and timeout stop everything the engine started.
                         start_new_session=True,
-                        preexec_fn=_child_setup(limits),
+                        preexec_fn=_child_setup(limits, confined=self.confinement is not None),
                     )
                 except OSError as exc:
                     self.phase = "finish"
@@ -288,6 +317,8 @@ class Sandbox:
         # Whatever the engine left running in its group goes with it: nothing may outlive the
         # run and write into a directory that cleanup is about to remove.
         signal_group(child.pid, signal.SIGKILL)
+        if self.confinement is not None:
+            code = exit_code(code)
         return self._classify(code, limits, timed_out_at is not None, output_start)
 
     def _classify(self, code: int, limits: _Limits, timed_out: bool, output_start: int) -> Result:
@@ -370,10 +401,13 @@ def _parse_limits(config: dict[str, Any]) -> _Limits:
     )
 
 
-def _child_setup(limits: _Limits) -> Callable[[], None]:
+def _child_setup(limits: _Limits, *, confined: bool = False) -> Callable[[], None]:
     """What runs in the engine child between fork and exec (the sandbox has one thread)."""
 
     def setup() -> None:
+        if confined:
+            # bwrap must outlive the group's SIGTERM; the command gets it back (bwrap.py).
+            confined_preexec()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         _, hard = resource.getrlimit(resource.RLIMIT_CORE)
         resource.setrlimit(resource.RLIMIT_CORE, (0, hard))

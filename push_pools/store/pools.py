@@ -67,7 +67,9 @@ def queue_out(pool: WorkPool, queue: WorkQueue) -> WorkQueueOut:
     )
 
 
-def pool_out(session: Session, pool: WorkPool) -> WorkPoolOut:
+def pool_out(session: Session, pool: WorkPool, isolation: str | None = None) -> WorkPoolOut:
+    """The API's view of a pool; `isolation` is the server's managed-run isolation, shown on
+    managed pools only."""
     queues = list_queues(session, pool)
     return WorkPoolOut(
         id=pool.id,
@@ -82,6 +84,7 @@ def pool_out(session: Session, pool: WorkPool) -> WorkPoolOut:
         created=pool.created,
         updated=pool.updated,
         queues=[queue_out(pool, q) for q in queues],
+        isolation=isolation if pool.type == "managed" else None,
     )
 
 
