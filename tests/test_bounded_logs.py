@@ -21,6 +21,7 @@ import httpx
 import pytest
 from conftest import deploy, wait_for_state
 
+import push_pools
 from push_pools.client import Client
 from push_pools.errors import InvalidInput, ServerUnreachable
 from push_pools.log_limits import MAX_MESSAGE_CHARS
@@ -42,6 +43,9 @@ def all_logs(client, run_id: str) -> list[dict[str, Any]]:
 @contextlib.contextmanager
 def worker_process(server: Any, home: Path, output: Path) -> Iterator[None]:
     env = {**os.environ, "PUSH_POOLS_API_URL": server.api_url, "PUSH_POOLS_HOME": str(home)}
+    # The worker and its engines run the push_pools under test, wherever it is installed from.
+    source_root = str(Path(push_pools.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
     with output.open("w") as sink:
         worker = subprocess.Popen(
             [str(PUSH_POOLS), "worker", "start", "--pool", "pool"],
