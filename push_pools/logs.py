@@ -163,8 +163,12 @@ class LogShipper:
     def _ship_forever(self) -> None:
         done = False
         while not done:
-            if self._over_quota:  # what is taken is not sent: take all there is
-                batch, done = self._buffer.take(BUFFER_LINES, BUFFER_CHARS, TAIL_FLUSH_SECONDS)
+            if self._over_quota:
+                # What is taken is not sent: take much at once, but wake before the buffer
+                # is full (a full one has the printing thread waiting).
+                batch, done = self._buffer.take(
+                    BUFFER_LINES // 2, BUFFER_CHARS // 2, TAIL_FLUSH_SECONDS
+                )
             else:
                 batch, done = self._buffer.take(BATCH_LINES, BATCH_CHARS, FLUSH_INTERVAL_SECONDS)
             try:
