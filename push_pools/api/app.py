@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from push_pools import settings
 from push_pools.api import blocks, deployments, infrastructure, pools, runs
+from push_pools.api.body_limit import BodySizeLimit, max_body_bytes
 from push_pools.api.exposure import ALLOWED_HOSTS_ENV, allowed_hosts, host_of
 from push_pools.api.notify import WorkNotifier
 from push_pools.errors import PushPoolsError
@@ -126,6 +127,7 @@ def create_app(
     app.state.store = store
     app.state.notifier = notifier
     app.state.managed_isolation = isolation
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes())
 
     @app.exception_handler(PushPoolsError)
     async def _push_pools_error(_request: Request, exc: PushPoolsError) -> JSONResponse:
