@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from push_pools import settings
 from push_pools.api import blocks, deployments, infrastructure, pools, runs
+from push_pools.api.deps import add_store_busy_handlers, size_threadpool
 from push_pools.api.notify import WorkNotifier
 from push_pools.errors import PushPoolsError
 from push_pools.store.db import Store
@@ -52,6 +53,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         notifier.bind(asyncio.get_running_loop())
+        size_threadpool()
         wakeups = None
         if not store.is_sqlite:
             # Servers sharing the database wake each other (SQLite has one server: no need).
@@ -113,6 +115,8 @@ def create_app(
             status_code=422,
             content={"detail": _validation_message(exc), "code": "invalid_input"},
         )
+
+    add_store_busy_handlers(app)
 
     app.openapi = lambda: _openapi_with_error_model(app)  # type: ignore[method-assign]
 

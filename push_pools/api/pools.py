@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from push_pools import pool_types, templates
-from push_pools.api.deps import NotifierDep, SessionDep, StoreDep
+from push_pools.api.deps import NotifierDep, SessionDep, StoreDep, StoreRoute
 from push_pools.api.notify import WorkNotifier
 from push_pools.errors import InvalidInput
 from push_pools.models import (
@@ -31,7 +31,7 @@ from push_pools.store import runs as run_store
 from push_pools.store.db import Store
 from push_pools.store.tables import utcnow
 
-router = APIRouter()
+router = APIRouter(route_class=StoreRoute)
 
 
 @router.get("/work_pool_types", response_model=list[PoolTypeOut], tags=["work pools"])
