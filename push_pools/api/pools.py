@@ -55,7 +55,7 @@ def create_work_pool(body: WorkPoolCreate, session: SessionDep) -> WorkPoolOut:
 
 @router.get("/work_pools", response_model=list[WorkPoolOut], tags=["work pools"])
 def list_work_pools(session: SessionDep) -> list[WorkPoolOut]:
-    return [pool_store.pool_out(session, p) for p in pool_store.list_pools(session)]
+    return pool_store.pools_out(session, pool_store.list_pools(session))
 
 
 @router.get("/work_pools/{name}", response_model=WorkPoolOut, tags=["work pools"])
