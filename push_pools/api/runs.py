@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 
 from push_pools.api.deployments import run_wake_key
-from push_pools.api.deps import NotifierDep, SessionDep, StoreDep
+from push_pools.api.deps import NotifierDep, SessionDep, StoreDep, StoreRoute
 from push_pools.api.pools import long_poll
 from push_pools.errors import InvalidInput
 from push_pools.models import (
@@ -31,7 +31,7 @@ from push_pools.store import runs as run_store
 from push_pools.store.db import Store
 from push_pools.store.tables import Deployment, utcnow
 
-router = APIRouter(tags=["flow runs"])
+router = APIRouter(tags=["flow runs"], route_class=StoreRoute)
 
 # Engines and workers send one with each write; a retried request that carries it again is
 # answered as the first one was, and not applied twice.
