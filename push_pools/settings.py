@@ -68,3 +68,10 @@ def dispatch_lease_seconds() -> float:
             "0.5 and 86400; unset it for the default of 30"
         )
     return seconds
+
+
+def gcp_endpoint() -> str | None:
+    """`PUSH_POOLS_GCP_ENDPOINT` (a testing setting, like `AWS_ENDPOINT_URL` for moto): send
+    every Google Cloud call (Cloud Run, Logging, ...) to this URL instead of Google's, e.g.
+    `http://127.0.0.1:8085` for the emulator in tests/emulators/gcp. Unset for Google Cloud."""
+    return (os.environ.get("PUSH_POOLS_GCP_ENDPOINT") or "").strip().rstrip("/") or None
