@@ -554,3 +554,65 @@ def test_invalid_cpu_or_memory_is_refused_at_deploy_time(
         deploy(client, flow_dir, "greet", pool=cloud_run_pool, job_variables={"memory": "1TB"})
     assert "memory" in exc.value.message
     assert client.list_deployments() == []
+
+
+# --------------------------------------------------------------------------- the execution index
+
+
+@dataclass
+class _FakeExecution:
+    """What the index reads of an Execution: name, create_time, template env."""
+
+    name: str
+    created: float
+
+    def __contains__(self, field: str) -> bool:
+        return field == "create_time"
+
+    @property
+    def create_time(self) -> Any:
+        from datetime import UTC, datetime
+
+        return datetime.fromtimestamp(self.created, UTC)
+
+
+@dataclass
+class _Page:
+    executions: list[_FakeExecution]
+
+
+def test_the_index_reads_each_execution_about_once_and_trusts_no_order() -> None:
+    from push_pools.executors.cloud_run.index import OVERLAP_SECONDS, ExecutionIndex
+
+    listed: list[list[_FakeExecution]] = []
+    reads: list[int] = []
+
+    def pages(again: bool) -> Iterator[_Page]:
+        newest_first = sorted(listed[-1], key=lambda e: -e.created)
+        for start in range(0, len(newest_first), 3):
+            reads.append(len(newest_first[start : start + 3]))
+            yield _Page(newest_first[start : start + 3])
+
+    index = ExecutionIndex(lambda e: f"id-{e.name}")
+    old = [_FakeExecution(f"e{i}", 1000.0 + i) for i in range(9)]
+    listed.append(old)
+    assert index.find("job", "id-e2", pages) == "e2" and sum(reads) == 9  # a first full read
+    reads.clear()
+    new = _FakeExecution("e9", 1000.0 + 9 + 2 * OVERLAP_SECONDS)
+    listed.append([*old, new])
+    assert index.find("job", "id-e9", pages) == "e9"
+    # Stopped where the first listing began (less its overlap), not a full read again.
+    assert sum(reads) == 6
+    reads.clear()
+    assert index.find("job", "id-e4", pages) == "e4" and reads == []  # known: no call
+    assert index.find("job", "id-never", pages) is None and sum(reads) == 3
+
+    # A listing that is not newest first is read to its end, whatever was read before.
+    def shuffled(again: bool) -> Iterator[_Page]:
+        items = [*old, new, _FakeExecution("late", 1005.5)]
+        reads.append(len(items))
+        yield _Page(items[::2])
+        yield _Page(items[1::2])
+
+    reads.clear()
+    assert index.find("job", "id-late", shuffled) == "late"

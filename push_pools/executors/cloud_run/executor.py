@@ -20,6 +20,8 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -46,6 +48,7 @@ from push_pools.executors.cloud_run.gcp import (
     read_retry,
     require_sdk,
 )
+from push_pools.executors.cloud_run.index import ExecutionIndex
 from push_pools.executors.cloud_run.job import (
     CONTAINER_NAME,
     DEPLOYMENT_LABEL,
@@ -66,6 +69,10 @@ RUN_JOB_BACKOFF_SECONDS = 1.0
 # Cloud Run creates a job in seconds; a create still pending after this is reported.
 CREATE_JOB_SECONDS = 120.0
 LIST_PAGE_SIZE = 100
+# A job's executions listed again: only those started since the last listing are new.
+INCREMENTAL_PAGE_SIZE = 25
+# Cloud Run has no batch read of executions: status() reads them this many at a time.
+STATUS_THREADS = 8
 # Bounds what this object remembers when runs are never cleaned up (keep_job).
 MAX_REMEMBERED = 100_000
 _JOB_LOCKS = 64
@@ -94,6 +101,8 @@ class CloudRunExecutor(BaseExecutor):
         # Concurrent submits of one deployment must create its job once: a fixed set of locks
         # picked by job name (a dict of locks would grow without end).
         self._job_locks = [threading.Lock() for _ in range(_JOB_LOCKS)]
+        self._index = ExecutionIndex(_tag)
+        self._status_pool: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ submit
 
@@ -233,6 +242,7 @@ class CloudRunExecutor(BaseExecutor):
             # The operation is done only when the execution ends; its metadata names it now.
             name = _execution_name(operation)
             if name:
+                self._index.add(ref.job_name, ref.infrastructure_id, name)
                 return name
             found = self._find_execution(connection, ref)
             if found is not None:
@@ -244,31 +254,54 @@ class CloudRunExecutor(BaseExecutor):
 
     def _find_execution(self, connection: Connection, ref: ExecutionRef) -> str | None:
         """The execution started under this run's infrastructure id; None if there is none."""
-        try:
-            with gcp_errors(f"look for the execution of {ref.name} in job {ref.job_id}"):
-                pages = connection.run("executions").list_executions(
-                    request=_list_executions(ref.job_name),
-                    retry=read_retry(),
-                    timeout=CALL_TIMEOUT,
+        action = f"look for the execution of {ref.name} in job {ref.job_id}"
+
+        def pages(again: bool) -> Iterator[Any]:
+            with gcp_errors(action):
+                yield from (
+                    connection.run("executions")
+                    .list_executions(
+                        request=_list_executions(
+                            ref.job_name, INCREMENTAL_PAGE_SIZE if again else LIST_PAGE_SIZE
+                        ),
+                        retry=read_retry(),
+                        timeout=CALL_TIMEOUT,
+                    )
+                    .pages
                 )
-                for execution in pages:
-                    if _carries(execution, ref.infrastructure_id):
-                        return str(execution.name)
+
+        try:
+            return self._index.find(ref.job_name, ref.infrastructure_id, pages)
         except GcpNotFound:
+            self._index.drop(ref.job_name)
             return None  # the job is gone, and its executions with it
-        return None
 
     # ------------------------------------------------------------------ status
 
     def status(self, infrastructure_ids: list[str]) -> dict[str, InfrastructureStatus]:
-        results: dict[str, InfrastructureStatus] = {}
-        for infrastructure_id in infrastructure_ids:
-            known = self._resolve(infrastructure_id)
-            if known is None or known.execution is None:
-                results[infrastructure_id] = InfrastructureStatus(InfrastructureState.MISSING)
-                continue
-            results[infrastructure_id] = self._status_of(known)
-        return results
+        if len(infrastructure_ids) <= 1:
+            return {i: self._status_of_id(i) for i in infrastructure_ids}
+        with self._lock:
+            if self._status_pool is None:
+                self._status_pool = ThreadPoolExecutor(
+                    STATUS_THREADS, thread_name_prefix="cloud-run-status"
+                )
+            pool = self._status_pool
+        return dict(
+            zip(infrastructure_ids, pool.map(self._status_of_id, infrastructure_ids), strict=True)
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._status_pool = self._status_pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _status_of_id(self, infrastructure_id: str) -> InfrastructureStatus:
+        known = self._resolve(infrastructure_id)
+        if known is None or known.execution is None:
+            return InfrastructureStatus(InfrastructureState.MISSING)
+        return self._status_of(known)
 
     def _status_of(self, known: _Known) -> InfrastructureStatus:
         assert known.execution is not None
@@ -410,6 +443,7 @@ class CloudRunExecutor(BaseExecutor):
             except GcpNotFound:
                 pass  # another server deleted it first
             self._forget_job(job.name)
+            self._index.drop(f"{ref.location}/jobs/{_job_id(job)}")
 
     def _busy(self, connection: Connection, job: Any) -> bool:
         """Whether any execution of the job has not finished."""
@@ -466,10 +500,10 @@ class CloudRunExecutor(BaseExecutor):
                 del self._jobs[name]
 
 
-def _list_executions(job_name: str) -> Any:
+def _list_executions(job_name: str, page_size: int = LIST_PAGE_SIZE) -> Any:
     from google.cloud import run_v2
 
-    return run_v2.ListExecutionsRequest(parent=job_name, page_size=LIST_PAGE_SIZE)
+    return run_v2.ListExecutionsRequest(parent=job_name, page_size=page_size)
 
 
 def _list_jobs(location: str) -> Any:
@@ -486,13 +520,13 @@ def _execution_name(operation: Any) -> str:
     return str(getattr(metadata, "name", "") or "")
 
 
-def _carries(execution: Any, infrastructure_id: str) -> bool:
-    """Whether the execution was started for this infrastructure id (its env override)."""
-    return any(
-        variable.name == INFRASTRUCTURE_ID_ENV and variable.value == infrastructure_id
-        for container in execution.template.containers
-        for variable in container.env
-    )
+def _tag(execution: Any) -> str | None:
+    """The infrastructure id the execution was started for (its env override), if any."""
+    for container in execution.template.containers:
+        for variable in container.env:
+            if variable.name == INFRASTRUCTURE_ID_ENV:
+                return str(variable.value)
+    return None
 
 
 def _job_id(job: Any) -> str:
