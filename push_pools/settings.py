@@ -93,3 +93,10 @@ def managed_uid() -> str | None:
     """`PUSH_POOLS_MANAGED_UID`: the user (name or number) managed runs drop to when the server
     runs as root; default `nobody`."""
     return (os.environ.get("PUSH_POOLS_MANAGED_UID") or "").strip() or None
+
+
+def gcp_endpoint() -> str | None:
+    """`PUSH_POOLS_GCP_ENDPOINT` (a testing setting, like `AWS_ENDPOINT_URL` for moto): send
+    every Google Cloud call (Cloud Run, Logging, ...) to this URL instead of Google's, e.g.
+    `http://127.0.0.1:8085` for the emulator in tests/emulators/gcp. Unset for Google Cloud."""
+    return (os.environ.get("PUSH_POOLS_GCP_ENDPOINT") or "").strip().rstrip("/") or None
