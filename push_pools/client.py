@@ -143,8 +143,14 @@ class Client:
     def update_work_pool(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("PATCH", f"/work_pools/{_seg(name)}", json=body)
 
-    def delete_work_pool(self, name: str) -> None:
-        self.request("DELETE", f"/work_pools/{_seg(name)}")
+    def delete_work_pool(
+        self, name: str, *, force: bool = False, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Delete a pool; with deployments or unfinished runs, only with `force` (Conflict
+        otherwise). Answers what was (with `dry_run`: would be) paused and cancelled."""
+        return self.request(
+            "DELETE", f"/work_pools/{_seg(name)}", params=_delete_params(force, dry_run)
+        )
 
     def list_pool_types(self) -> list[dict[str, Any]]:
         return self.request("GET", "/work_pool_types")
@@ -205,8 +211,13 @@ class Client:
     def update_deployment(self, deployment_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("PATCH", f"/deployments/{_seg(deployment_id)}", json=body)
 
-    def delete_deployment(self, deployment_id: str) -> None:
-        self.request("DELETE", f"/deployments/{_seg(deployment_id)}")
+    def delete_deployment(
+        self, deployment_id: str, *, force: bool = False, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Delete a deployment; with runs in flight, only with `force` (Conflict otherwise)."""
+        return self.request(
+            "DELETE", f"/deployments/{_seg(deployment_id)}", params=_delete_params(force, dry_run)
+        )
 
     def create_run(self, deployment_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", f"/deployments/{_seg(deployment_id)}/runs", json=body)
@@ -350,3 +361,12 @@ def _error_from_response(response: httpx.Response, api_url: str) -> PushPoolsErr
     if error_class is PushPoolsError:
         message = f"the push-pools API at {api_url} answered {response.status_code}: {message}"
     return error_class(message)
+
+
+def _delete_params(force: bool, dry_run: bool) -> dict[str, str]:
+    params = {}
+    if force:
+        params["force"] = "true"
+    if dry_run:
+        params["dry_run"] = "true"
+    return params

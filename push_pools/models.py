@@ -170,6 +170,8 @@ class DeploymentOut(BaseModel):
     full_name: str
     description: str | None
     work_pool_name: str | None
+    # The pool was deleted (the deployment was paused then); it cannot run until redeployed.
+    work_pool_deleted: bool = False
     work_queue_name: str | None
     entrypoint: str
     path: str | None
@@ -184,6 +186,22 @@ class DeploymentOut(BaseModel):
     status: str
     created: datetime
     updated: datetime
+
+
+class DeleteOutcome(BaseModel):
+    """What deleting a pool or deployment did (or, with dry_run, would do)."""
+
+    name: str
+    deleted: bool
+    paused_deployments: list[str] = Field(
+        default_factory=list, description="Full names of the deployments paused."
+    )
+    cancelled_runs: list[str] = Field(
+        default_factory=list,
+        description="Ids of the runs cancelled; those in flight end once their infrastructure "
+        "is stopped.",
+    )
+    deleted_runs: int = Field(0, description="Runs that had not started, deleted.")
 
 
 class RunCreate(Strict):

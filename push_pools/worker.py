@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from push_pools.client import Client
-from push_pools.errors import PushPoolsError
+from push_pools.errors import NotFound, PushPoolsError
 from push_pools.executors.base import InfrastructureState, Submission
 from push_pools.executors.process.executor import ProcessExecutor
 from push_pools.states import FINAL
@@ -72,6 +72,9 @@ class Worker:
         self._lock = threading.Lock()
         self._slot_freed = threading.Event()
         self.stopping = threading.Event()
+        # Set when the server says the pool was deleted: the worker cancels its runs and stops,
+        # and `push-pools worker start` exits non-zero.
+        self.pool_deleted = threading.Event()
         self._threads: list[threading.Thread] = []
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -125,6 +128,13 @@ class Worker:
                     continue
                 try:
                     response = self._poll(client, free, self.poll_wait_seconds, [])
+                except NotFound as exc:
+                    if self._pool_was_deleted(client):
+                        self._stop_for_deleted_pool()
+                        break
+                    log.warning("poll failed: %s", exc.message)
+                    self.stopping.wait(2)
+                    continue
                 except PushPoolsError as exc:
                     log.warning("poll failed: %s", exc.message)
                     self.stopping.wait(2)
@@ -134,6 +144,30 @@ class Worker:
                         self._release(client, claimed["flow_run"]["id"])
                         continue
                     self._start_run(client, claimed)
+
+    def _pool_was_deleted(self, client: Client) -> bool:
+        """Whether a 404 from polling means the pool is gone (and not, say, one of the queues:
+        those may come back, a deleted pool does not)."""
+        if self.deployment_id:
+            return False
+        try:
+            client.get_work_pool(self.pool)
+        except NotFound:
+            return True
+        except PushPoolsError:
+            return False  # the server is unreachable: ask again at the next poll
+        return False
+
+    def _stop_for_deleted_pool(self) -> None:
+        """Stop claiming and stop the runs: a forced delete asked to cancel them, and nobody
+        else can tell this worker so any more."""
+        if self.pool_deleted.is_set():
+            return
+        self.pool_deleted.set()
+        self.stopping.set()
+        self._slot_freed.set()
+        for active in self.active_runs():
+            self._cancel(active.run_id)
 
     def _release(self, client: Client, run_id: str) -> None:
         """Give a claimed run back to the pool, so another worker can take it."""
@@ -215,10 +249,21 @@ class Worker:
     def _watch_loop(self) -> None:
         with self._client_factory() as client:
             while not self.stopping.is_set() or self.active_runs():
+                if self.pool_deleted.is_set():
+                    # Nothing to poll any more: wait for the cancelled runs to be reaped.
+                    self.stopping.wait(0.2)
+                    continue
                 running = [a.run_id for a in self.active_runs()]
                 wait = 0.0 if self.stopping.is_set() else WATCH_INTERVAL_SECONDS
                 try:
                     response = self._poll(client, 0, wait, running)
+                except NotFound as exc:
+                    if self._pool_was_deleted(client):
+                        self._stop_for_deleted_pool()
+                        continue
+                    log.warning("heartbeat failed: %s", exc.message)
+                    self.stopping.wait(2)
+                    continue
                 except PushPoolsError as exc:
                     log.warning("heartbeat failed: %s", exc.message)
                     self.stopping.wait(2)

@@ -129,7 +129,10 @@ def seed(store: Store) -> dict[str, list[str]]:
                 Deployment.flow_name == SEED_FLOW, Deployment.name == SEED_DEPLOYMENT
             )
         )
-        if deployment is None:
+        pool = session.get(WorkPool, deployment.work_pool_id) if deployment else None
+        if deployment is None or pool is None or pool.deleted:
+            # A forced pool delete leaves the deployment paused on the deleted pool: deploying
+            # it again puts it back in the (re-created) seed pool.
             deployment, _ = deployment_store.upsert_deployment(
                 session,
                 DeploymentCreate(

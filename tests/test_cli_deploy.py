@@ -126,7 +126,7 @@ def test_deployment_pause_resume_delete(project: Path, cli) -> None:
     assert resumed.exit_code == 0, resumed.stderr
     assert cli("deployment", "inspect", "greet/nightly", "--json").json()["paused"] is False
 
-    deleted = cli("deployment", "delete", "greet/nightly")
+    deleted = cli("deployment", "delete", "greet/nightly", "--yes")
     assert deleted.exit_code == 0, deleted.stderr
     assert deployments(cli) == {}
     assert_clean_error(cli("deployment", "inspect", "greet/nightly"), "not found")

@@ -8,12 +8,14 @@ from fastapi import APIRouter, Query, Response
 
 from push_pools.api.deps import NotifierDep, SessionDep, StoreRoute
 from push_pools.models import (
+    DeleteOutcome,
     DeploymentCreate,
     DeploymentOut,
     DeploymentUpdate,
     FlowRunOut,
     RunCreate,
 )
+from push_pools.store import deletes
 from push_pools.store import deployments as deployment_store
 from push_pools.store import runs as run_store
 
@@ -78,9 +80,29 @@ def update_deployment(
     return out
 
 
-@router.delete("/deployments/{deployment_id}", status_code=204)
-def delete_deployment(deployment_id: str, session: SessionDep) -> None:
-    deployment_store.delete_deployment(session, deployment_id)
+@router.delete("/deployments/{deployment_id}", response_model=DeleteOutcome)
+def delete_deployment(
+    deployment_id: str,
+    session: SessionDep,
+    notifier: NotifierDep,
+    force: Annotated[
+        bool, Query(description="Also with runs in flight: cancel them first.")
+    ] = False,
+    dry_run: Annotated[
+        bool, Query(description="Only answer what would happen; change nothing.")
+    ] = False,
+) -> DeleteOutcome:
+    """Delete a deployment. With runs in flight it answers 409, unless `force`."""
+    deployment = deployment_store.get_deployment(session, deployment_id)
+    wake = run_wake_key(deployment.work_pool_id, deployment.id)
+    outcome = deletes.delete_deployment(session, deployment_id, force=force)
+    if dry_run:
+        session.rollback()
+        return outcome.model_copy(update={"deleted": False})
+    session.commit()
+    if outcome.cancelled_runs:
+        notifier.notify(wake)  # whoever runs them hears of the cancel now, not at its next poll
+    return outcome
 
 
 @router.post("/deployments/{deployment_id}/runs", status_code=201, response_model=FlowRunOut)

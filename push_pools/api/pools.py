@@ -6,8 +6,9 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from push_pools import pool_types, templates
@@ -16,6 +17,7 @@ from push_pools.api.notify import WorkNotifier
 from push_pools.errors import InvalidInput
 from push_pools.models import (
     ClaimedRun,
+    DeleteOutcome,
     PollRequest,
     PollResponse,
     PoolTypeOut,
@@ -26,8 +28,8 @@ from push_pools.models import (
     WorkQueueOut,
     WorkQueueUpdate,
 )
+from push_pools.store import deletes, run_tokens
 from push_pools.store import pools as pool_store
-from push_pools.store import run_tokens
 from push_pools.store import runs as run_store
 from push_pools.store.db import Store
 from push_pools.store.tables import utcnow
@@ -81,9 +83,31 @@ def update_work_pool(
     return out
 
 
-@router.delete("/work_pools/{name}", status_code=204, tags=["work pools"])
-def delete_work_pool(name: str, session: SessionDep) -> None:
-    pool_store.delete_pool(session, name)
+ForceQuery = Annotated[
+    bool,
+    Query(description="Also when work is unfinished: pause the deployments, cancel the runs."),
+]
+DryRunQuery = Annotated[bool, Query(description="Only answer what would happen; change nothing.")]
+
+
+@router.delete("/work_pools/{name}", response_model=DeleteOutcome, tags=["work pools"])
+def delete_work_pool(
+    name: str,
+    session: SessionDep,
+    notifier: NotifierDep,
+    force: ForceQuery = False,
+    dry_run: DryRunQuery = False,
+) -> DeleteOutcome:
+    """Delete a pool. With deployments or unfinished runs it answers 409, unless `force`."""
+    pool_id = pool_store.get_pool(session, name).id
+    outcome = deletes.delete_pool(session, name, force=force)
+    if dry_run:
+        session.rollback()
+        return outcome.model_copy(update={"deleted": False})
+    session.commit()
+    # Its long-polling workers learn at once that it is gone; the dispatcher stops its runs.
+    notifier.notify(pool_id)
+    return outcome
 
 
 @router.post(

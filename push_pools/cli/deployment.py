@@ -35,13 +35,21 @@ def ls(as_json: JsonOption = False) -> None:
         [
             [
                 d["full_name"],
-                d["work_pool_name"] or "(served)",
+                _pool_label(d),
                 "; ".join(s["description"] for s in d["schedules"]) or "none",
                 d["status"],
             ]
             for d in deployments
         ],
     )
+
+
+def _pool_label(deployment: dict[str, Any]) -> str:
+    if deployment["work_pool_name"] is None:
+        return "(served)"
+    if deployment.get("work_pool_deleted"):
+        return f"{deployment['work_pool_name']} (deleted)"
+    return deployment["work_pool_name"]
 
 
 @app.command("inspect")
@@ -141,11 +149,36 @@ def resume(name: NameArg, as_json: JsonOption = False) -> None:
 
 
 @app.command("delete")
-def delete(name: NameArg) -> None:
-    """Delete a deployment and its runs that have not started."""
-    from push_pools.cli.output import console
+def delete(
+    name: NameArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Also with runs in flight: cancel them (their infrastructure is stopped).",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete a deployment and its runs that have not started. With runs in flight, only with
+    --force."""
+    from push_pools.cli.confirm import confirm_delete, consequences
+    from push_pools.cli.output import console, print_json
 
     with _client() as client:
         deployment = client.get_deployment_by_name(name)
-        client.delete_deployment(deployment["id"])
-    console().print(f"Deployment [bold]{name}[/bold] deleted.")
+        # Asked first without changing anything, so a refusal comes before the question.
+        plan = client.delete_deployment(deployment["id"], force=force, dry_run=True)
+        effects = consequences(plan, will=True)
+        confirm_delete(
+            f"Delete deployment '{name}'{' and ' + ' and '.join(effects) if effects else ''}?", yes
+        )
+        outcome = client.delete_deployment(deployment["id"], force=force)
+    if as_json:
+        print_json(outcome)
+        return
+    out = console()
+    out.print(f"Deployment [bold]{name}[/bold] deleted.")
+    for line in consequences(outcome, will=False):
+        out.print(line[0].upper() + line[1:] + "; they end once their infrastructure has stopped.")

@@ -305,6 +305,14 @@ def clear_concurrency_limit(
 def delete(
     name: Annotated[str, typer.Argument()],
     yes: YesOption = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Also when the pool has deployments or unfinished runs: pause the deployments "
+            "and cancel the runs (their infrastructure is stopped and cleaned up).",
+        ),
+    ] = False,
     deprovision_infra: Annotated[
         bool,
         typer.Option(
@@ -314,19 +322,42 @@ def delete(
     region: RegionOption = None,
     profile: ProfileOption = None,
     endpoint_url: EndpointOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Delete a pool, its queues and its runs that have not started."""
-    import sys
+    """Delete a pool and its queues. A pool with deployments or unfinished runs is deleted only
+    with --force."""
+    from push_pools.cli.confirm import confirm_delete, consequences, plural
+    from push_pools.cli.output import console, print_json
+    from push_pools.errors import Conflict
 
-    from push_pools.cli.output import console
-
-    if not yes and sys.stdin.isatty():
-        typer.confirm(f"Delete work pool '{name}'?", abort=True)
     with _client() as client:
+        # Asked first without changing anything: a refusal (or a typo) must come before the
+        # question and before any cloud resource is removed.
+        plan = client.delete_work_pool(name, force=force, dry_run=True)
+        if deprovision_infra and plan["cancelled_runs"]:
+            raise Conflict(
+                f"work pool '{name}' has {plural(len(plan['cancelled_runs']), 'unfinished run')}:"
+                " its infrastructure cannot be removed while they may use it; cancel them "
+                "(`push-pools flow-run cancel ID`) and run this again once they have ended"
+            )
+        effects = consequences(plan, will=True)
+        confirm_delete(
+            f"Delete work pool '{name}'{' and ' + ' and '.join(effects) if effects else ''}?", yes
+        )
         if deprovision_infra:
-            _deprovision(client, name, region, profile, endpoint_url, yes=True, as_json=False)
-        client.delete_work_pool(name)
-    console().print(f"Work pool [bold]{name}[/bold] deleted.")
+            _deprovision(client, name, region, profile, endpoint_url, yes=True, as_json=as_json)
+        outcome = client.delete_work_pool(name, force=force)
+    if as_json:
+        print_json(outcome)
+        return
+    out = console()
+    out.print(f"Work pool [bold]{name}[/bold] deleted.")
+    for line in consequences(outcome, will=False):
+        out.print(line[0].upper() + line[1:] + ".")
+    if outcome["paused_deployments"]:
+        out.print("Deploy them to another pool to run them again.")
+    if outcome["cancelled_runs"]:
+        out.print("Runs in flight end once their infrastructure has stopped.")
 
 
 def _deprovision(

@@ -34,7 +34,7 @@ def start(
 
     from push_pools.cli.output import console
     from push_pools.client import Client
-    from push_pools.errors import InvalidInput
+    from push_pools.errors import InvalidInput, PushPoolsError
     from push_pools.worker import Worker
 
     with Client() as client:
@@ -77,5 +77,7 @@ def start(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     while not stopped.wait(0.5):
-        pass
+        if worker.pool_deleted.is_set():
+            worker.stop()  # its runs were cancelled: this waits for them to be reaped
+            raise PushPoolsError(f"work pool '{pool}' was deleted; stopping")
     out.print("Worker stopped.")

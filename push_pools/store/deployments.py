@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from push_pools import pool_types, templates
 from push_pools import schedules as schedule_rules
-from push_pools.errors import InvalidInput, NotFound
+from push_pools.errors import Conflict, InvalidInput, NotFound
 from push_pools.models import (
     DeploymentCreate,
     DeploymentOut,
@@ -64,7 +64,8 @@ def deployment_out(session: Session, deployment: Deployment) -> DeploymentOut:
         flow_name=deployment.flow_name,
         full_name=full_name(deployment),
         description=deployment.description,
-        work_pool_name=pool.name if pool else None,
+        work_pool_name=pool_store.original_name(pool) if pool else None,
+        work_pool_deleted=bool(pool and pool.deleted),
         work_queue_name=queue.name if queue else None,
         entrypoint=deployment.entrypoint,
         path=deployment.path,
@@ -208,9 +209,10 @@ def _replace_schedules(
     session.flush()
 
 
-def delete_future_scheduled_runs(session: Session, deployment: Deployment) -> None:
-    """Drop runs the scheduler made ahead of time, so a new schedule or a pause takes effect."""
-    session.execute(
+def delete_future_scheduled_runs(session: Session, deployment: Deployment) -> int:
+    """Drop runs the scheduler made ahead of time, so a new schedule or a pause takes effect;
+    how many."""
+    result = session.execute(
         delete(FlowRun).where(
             FlowRun.deployment_id == deployment.id,
             FlowRun.auto_scheduled.is_(True),
@@ -218,6 +220,7 @@ def delete_future_scheduled_runs(session: Session, deployment: Deployment) -> No
             FlowRun.scheduled_time > utcnow(),
         )
     )
+    return int(result.rowcount or 0)
 
 
 def get_deployment(session: Session, deployment_id: str) -> Deployment:
@@ -264,6 +267,8 @@ def update_deployment(session: Session, deployment_id: str, body: DeploymentUpda
     if body.schedules is not None:
         _replace_schedules(session, deployment, _parse_schedules(body.schedules))
     if body.paused is not None and body.paused != deployment.paused:
+        if not body.paused:
+            refuse_if_pool_deleted(session, deployment, "resumed")
         deployment.paused = body.paused
         if body.paused:
             delete_future_scheduled_runs(session, deployment)
@@ -272,9 +277,22 @@ def update_deployment(session: Session, deployment_id: str, body: DeploymentUpda
     return deployment
 
 
-def delete_deployment(session: Session, deployment_id: str) -> None:
+def refuse_if_pool_deleted(session: Session, deployment: Deployment, verb: str) -> None:
+    """A deployment of a deleted pool could only make runs nothing would ever start."""
+    pool = session.get(WorkPool, deployment.work_pool_id) if deployment.work_pool_id else None
+    if pool is not None and pool.deleted:
+        raise Conflict(
+            f"deployment '{full_name(deployment)}' cannot be {verb}: its work pool "
+            f"'{pool_store.original_name(pool)}' was deleted; deploy it again to a pool "
+            "(`push-pools deploy ... -p POOL`)"
+        )
+
+
+def delete_deployment(session: Session, deployment_id: str) -> int:
+    """Delete the deployment and its runs that have not started (how many). Its runs in flight
+    are the caller's to settle first (store/deletes.py)."""
     deployment = get_deployment(session, deployment_id)
-    session.execute(
+    result = session.execute(
         delete(FlowRun).where(
             FlowRun.deployment_id == deployment.id,
             FlowRun.state_type.in_([StateType.SCHEDULED.value, StateType.LATE.value]),
@@ -282,6 +300,7 @@ def delete_deployment(session: Session, deployment_id: str) -> None:
     )
     session.delete(deployment)
     session.flush()
+    return int(result.rowcount or 0)
 
 
 def new_run_name(flow_name: str) -> str:
@@ -296,6 +315,7 @@ def create_run(
     idempotency_key: str | None = None,
     auto_scheduled: bool = False,
 ) -> FlowRun:
+    refuse_if_pool_deleted(session, deployment, "run")
     parameters = {**deployment.parameters, **body.parameters}
     validate_parameters(deployment.parameter_schema, parameters)
     pool = session.get(WorkPool, deployment.work_pool_id) if deployment.work_pool_id else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -114,7 +114,9 @@ def create_pool(session: Session, body: WorkPoolCreate) -> WorkPool:
     else:
         template = templates.validate_base_job_template(body.base_job_template)
         templates.check_credential_slots(template, pool_type.credential_slots, pool_type.name)
-    if session.scalar(select(WorkPool.id).where(WorkPool.name == body.name)):
+    if session.scalar(
+        select(WorkPool.id).where(WorkPool.name == body.name, WorkPool.deleted.is_(False))
+    ):
         raise AlreadyExists(f"work pool '{body.name}' already exists")
     pool = WorkPool(
         name=body.name,
@@ -134,12 +136,29 @@ def create_pool(session: Session, body: WorkPoolCreate) -> WorkPool:
     return pool
 
 
-def get_pool(session: Session, name: str) -> WorkPool:
-    query = select(WorkPool).where(WorkPool.name == name)
+def get_pool(session: Session, name: str, *, lock: bool = False) -> WorkPool:
+    """The live pool called `name` (`lock`: locked until the transaction ends)."""
+    query = select(WorkPool).where(WorkPool.name == name, WorkPool.deleted.is_(False))
+    if lock:
+        query = query.with_for_update()
     pool = session.scalar(query)
     if pool is None:
+        tombstone = select(WorkPool.id).where(
+            WorkPool.deleted.is_(True),
+            WorkPool.name.startswith(f"{name} (deleted ", autoescape=True),
+        )
+        if session.scalar(tombstone.limit(1)) is not None:
+            # Said plainly, so that a worker of the pool knows to stop rather than retry.
+            raise NotFound(
+                f"work pool '{name}' was deleted; `push-pools work-pool ls` lists the pools"
+            )
         raise NotFound(f"work pool '{name}' not found; `push-pools work-pool ls` lists the pools")
     return pool
+
+
+def original_name(pool: WorkPool) -> str:
+    """The name the pool had before it was deleted (its tombstone's name says when)."""
+    return pool.name.rsplit(" (deleted ", 1)[0] if pool.deleted else pool.name
 
 
 def get_pool_by_id(session: Session, pool_id: str) -> WorkPool | None:
@@ -147,7 +166,9 @@ def get_pool_by_id(session: Session, pool_id: str) -> WorkPool | None:
 
 
 def list_pools(session: Session) -> list[WorkPool]:
-    return list(session.scalars(select(WorkPool).order_by(WorkPool.name)))
+    return list(
+        session.scalars(select(WorkPool).where(WorkPool.deleted.is_(False)).order_by(WorkPool.name))
+    )
 
 
 def update_pool(session: Session, name: str, body: WorkPoolUpdate) -> WorkPool:
@@ -168,21 +189,6 @@ def update_pool(session: Session, name: str, body: WorkPoolUpdate) -> WorkPool:
     pool.updated = utcnow()
     session.flush()
     return pool
-
-
-def delete_pool(session: Session, name: str) -> None:
-    from push_pools.states import WAITING
-    from push_pools.store.tables import FlowRun
-
-    pool = get_pool(session, name)
-    # Runs waiting for this pool could never start once it is gone.
-    session.execute(
-        delete(FlowRun).where(
-            FlowRun.work_pool_id == pool.id, FlowRun.state_type.in_([s.value for s in WAITING])
-        )
-    )
-    session.delete(pool)
-    session.flush()
 
 
 def list_queues(session: Session, pool: WorkPool) -> list[WorkQueue]:

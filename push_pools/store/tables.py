@@ -68,6 +68,10 @@ class WorkPool(Base):
     last_polled: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+    # A deleted pool stays as a tombstone (renamed, paused, hidden) while its runs' infrastructure
+    # may still need stopping and cleaning up: the dispatcher finds the executor, template and
+    # credentials through it, and deployments keep saying which pool they were deployed to.
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class WorkQueue(Base):
