@@ -220,7 +220,7 @@ def delete_future_scheduled_runs(session: Session, deployment: Deployment) -> in
             FlowRun.scheduled_time > utcnow(),
         )
     )
-    return int(result.rowcount or 0)
+    return int(getattr(result, "rowcount", 0) or 0)  # a DELETE's result is a cursor result
 
 
 def get_deployment(session: Session, deployment_id: str) -> Deployment:
@@ -300,7 +300,7 @@ def delete_deployment(session: Session, deployment_id: str) -> int:
     )
     session.delete(deployment)
     session.flush()
-    return int(result.rowcount or 0)
+    return int(getattr(result, "rowcount", 0) or 0)  # a DELETE's result is a cursor result
 
 
 def new_run_name(flow_name: str) -> str:
