@@ -60,7 +60,8 @@ def test_the_insecure_opt_out_starts_with_a_warning(home: Path) -> None:
 def _wait_healthy(port: int, process: subprocess.Popen[str]) -> None:
     import time
 
-    deadline = time.monotonic() + 30
+    # Generous: a server start (imports, migrations, the isolation probe) on a loaded machine.
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()[1]
         try:
