@@ -167,8 +167,9 @@ def test_help_lists_each_flag_with_the_pool_types_it_applies_to(toy_cloud: Path)
     flat = "".join(result.stdout.split())
     assert "--zone<str>[toy:push]Toyzone" in flat
     assert "--profile<str>[ecs:push]AWSprofile" in flat
-    # One flag, two clouds: each type's meaning.
-    assert "--region<str>[ecs:push,toy:push]ecs:push:AWSregion" in flat
+    # One flag, three clouds: each type's meaning.
+    assert "--region<str>[cloud-run:push,ecs:push,toy:push]cloud-run:push:GoogleCloud" in flat
+    assert "|ecs:push:AWSregion" in flat
     assert "|toy:push:Toyregion(unused)." in flat
     assert "toy:push:amachinefile" in flat
 
