@@ -12,7 +12,7 @@ import pytest
 
 from push_pools import pool_types
 from tests.emulators.gcp import GcpEmulator
-from tests.test_provisioner_gcp import CONTROL, PROJECT, REPOSITORY, RUNTIME, gcp_test_env
+from tests.gcp_helpers import PROJECT, account_email, gcp_test_env
 
 pytestmark = pytest.mark.store
 
@@ -103,7 +103,7 @@ def test_provision_create_pool_again_then_deprovision(server, cli, client, emula
         "region": REGION,
         "project": PROJECT,
     }
-    assert defaults(pool)["service_account_name"] == RUNTIME.replace("pool-a", "cr-pool")
+    assert defaults(pool)["service_account_name"] == account_email("cr-pool", "run")
     assert defaults(pool)["credentials"] == "cr-pool-gcp-credentials"
     # The key is in a gcp-credentials block, its JSON shown masked.
     block = cli("block", "inspect", "cr-pool-gcp-credentials", "--json").json()
@@ -117,7 +117,7 @@ def test_provision_create_pool_again_then_deprovision(server, cli, client, emula
     again = cli("work-pool", "provision-infra", "cr-pool", "--yes", "--json")
     assert again.exit_code == 0, again.stderr
     assert emulator.calls.mutating() == []
-    account = emulator.service_accounts[CONTROL.replace("pool-a", "cr-pool")]
+    account = emulator.service_accounts[account_email("cr-pool", "cp")]
     assert len(account.user_keys()) == 1
 
     removed = cli("work-pool", "delete", "cr-pool", "--yes", "--deprovision-infra")
@@ -125,7 +125,6 @@ def test_provision_create_pool_again_then_deprovision(server, cli, client, emula
     assert ours_left(emulator) == []
     assert cli("block", "inspect", "cr-pool-gcp-credentials").exit_code != 0
     assert cli("work-pool", "ls", "--json").json() == []
-    assert REPOSITORY not in emulator.repositories
 
 
 def test_no_key_where_keys_are_forbidden(server, cli, client, emulator) -> None:

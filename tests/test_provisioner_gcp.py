@@ -22,12 +22,12 @@ from provisioners.gcp.config import GcpProvisionConfig
 from provisioners.plan import MemoryRecorder, Plan, ProvisioningError, StepStatus
 from push_pools.errors import InvalidInput
 from tests.emulators.gcp import GcpEmulator
+from tests.gcp_helpers import PROJECT, account_email, gcp_test_env
 
-PROJECT = "proj-a"
 POOL = "pool-a"
 REGION = "europe-west1"
-RUNTIME = f"pp-{POOL}-run@{PROJECT}.iam.gserviceaccount.com"
-CONTROL = f"pp-{POOL}-cp@{PROJECT}.iam.gserviceaccount.com"
+RUNTIME = account_email(POOL, "run")
+CONTROL = account_email(POOL, "cp")
 REPOSITORY = f"projects/{PROJECT}/locations/{REGION}/repositories/push-pools-{POOL}"
 BLOCK = f"{POOL}-gcp-credentials"
 ALL_STEPS = [s.id for s in gcp_steps(GcpProvisionConfig(POOL, PROJECT, REGION))[0]]
@@ -48,21 +48,6 @@ class Blocks:
 
     def exists(self, name: str) -> bool:
         return name in self.saved
-
-
-def gcp_test_env(monkeypatch: pytest.MonkeyPatch, emulator: GcpEmulator, tmp_path: Path) -> Path:
-    """Application-default credentials = a key of proj-a's owner; every client at the
-    emulator; nothing of the machine's own gcloud set-up or metadata server in reach."""
-    key = emulator.create_key_file(tmp_path / "owner-key.json", project=PROJECT)
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
-    monkeypatch.setenv("PUSH_POOLS_GCP_ENDPOINT", emulator.endpoint)
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
-    # A refused port instead of the link-local metadata server: no waiting for its timeout.
-    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
-    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
-    for name in ("CLOUDSDK_RUN_REGION", "CLOUDSDK_COMPUTE_REGION", "GOOGLE_CLOUD_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
-    return key
 
 
 @pytest.fixture
