@@ -114,7 +114,7 @@ class CountingEcs:
     """The real EcsExecutor; the first submit hooks a call counter onto its shared clients."""
 
     def __init__(self) -> None:
-        from push_pools.executors.ecs import EcsExecutor
+        from push_pools.executors.ecs.executor import EcsExecutor
 
         self.real = EcsExecutor()
         self.calls: list[str] = []
@@ -155,10 +155,10 @@ def dispatch(endpoint: str, outputs: Any, config: Any, keys: Keys, runs: int) ->
     from sqlalchemy import func, select
 
     from provisioners.aws import template_defaults
-    from push_pools import ecs_template
     from push_pools.client import Client
     from push_pools.dispatch import Dispatcher
     from push_pools.embedded import EmbeddedServer
+    from push_pools.executors.ecs import template as ecs_template
     from push_pools.store.tables import FlowRun
 
     with tempfile.TemporaryDirectory(prefix="bench-aws-") as tmp:

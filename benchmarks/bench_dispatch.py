@@ -150,7 +150,7 @@ class NoopExecutor(BaseExecutor):
 
 
 def register_noop_type() -> None:
-    from push_pools.managed_template import default_template
+    from push_pools.executors.managed.template import default_template
 
     pool_types.register(
         pool_types.PoolType(
@@ -621,7 +621,7 @@ def stop_leftover_sandboxes(managed_root: Path) -> None:
     runs_dir = managed_root / "runs"
     if not runs_dir.is_dir():
         return
-    from push_pools.executors.managed import ManagedExecutor
+    from push_pools.executors.managed.executor import ManagedExecutor
 
     executor = ManagedExecutor(managed_root)
     for run_dir in runs_dir.iterdir():

@@ -27,8 +27,15 @@ _ERRORS_BY_STATUS: dict[int, type[PushPoolsError]] = {
     400: InvalidInput,
     404: NotFound,
     409: Conflict,
+    # The body is over the server's limit: the message says what the limit is.
+    413: InvalidInput,
     422: InvalidInput,
 }
+# Methods whose repeat is harmless: a request of these may be sent again after the connection
+# broke with the request possibly applied.
+_IDEMPOTENT_METHODS = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
+# Longest wait a 503's Retry-After may impose between two tries.
+_MAX_RETRY_AFTER_SECONDS = 10.0
 
 
 def _seg(value: str) -> str:
@@ -65,25 +72,45 @@ class Client:
 
     # --- plumbing ------------------------------------------------------------------------------
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def request(
+        self, method: str, path: str, *, idempotency_key: str | None = None, **kwargs: Any
+    ) -> Any:
+        """Send a request; while `retry_unreachable_seconds` lasts, send it again when the
+        server could not be reached or answered 503 (busy, or starting).
+
+        A request that may have reached the server before the connection broke is sent again
+        only when a repeat is harmless: an idempotent method, or an `idempotency_key` (an id
+        the server uses to apply the write once)."""
         import time
 
         import httpx
 
+        if idempotency_key:
+            kwargs["headers"] = {**kwargs.get("headers", {}), "Idempotency-Key": idempotency_key}
+        repeatable = method.upper() in _IDEMPOTENT_METHODS or bool(idempotency_key)
         deadline = time.monotonic() + self.retry_unreachable_seconds
         delay = 0.1
         while True:
             try:
                 response = self._http.request(method, path, **kwargs)
-                break
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
-                if time.monotonic() + delay < deadline:
+                # A refused connection never carried the request; a broken one may have.
+                if (
+                    repeatable or isinstance(exc, httpx.ConnectError)
+                ) and time.monotonic() + delay < deadline:
                     time.sleep(delay)
                     delay = min(delay * 2, 5.0)
                     continue
                 raise self._unreachable(exc) from exc
             except httpx.TransportError as exc:
                 raise self._unreachable(exc) from exc
+            if response.status_code == 503:
+                wait = _retry_after(response, delay)
+                if time.monotonic() + wait < deadline:
+                    time.sleep(wait)
+                    delay = min(delay * 2, 5.0)
+                    continue
+            break
         if response.status_code >= 400:
             raise _error_from_response(response, self.api_url)
         if response.status_code == 204 or not response.content:
@@ -199,8 +226,17 @@ class Client:
     def execution_context(self, run_id: str) -> dict[str, Any]:
         return self.request("GET", f"/flow_runs/{_seg(run_id)}/execution")
 
-    def set_state(self, run_id: str, proposal: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", f"/flow_runs/{_seg(run_id)}/state", json=proposal)
+    def set_state(
+        self, run_id: str, proposal: dict[str, Any], *, key: str | None = None
+    ) -> dict[str, Any]:
+        """Propose a state. `key`: the id of this write (made here when not given), so that a
+        retry is applied once; pass the same one to send the same proposal again."""
+        return self.request(
+            "POST",
+            f"/flow_runs/{_seg(run_id)}/state",
+            json=proposal,
+            idempotency_key=key or new_write_key(),
+        )
 
     def cancel_run(self, run_id: str) -> dict[str, Any]:
         return self.request("POST", f"/flow_runs/{_seg(run_id)}/cancel")
@@ -208,13 +244,34 @@ class Client:
     def delete_run(self, run_id: str) -> None:
         self.request("DELETE", f"/flow_runs/{_seg(run_id)}")
 
-    def add_logs(self, run_id: str, logs: list[dict[str, Any]]) -> None:
-        self.request("POST", f"/flow_runs/{_seg(run_id)}/logs", json=logs)
-
-    def get_logs(self, run_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+    def add_logs(
+        self,
+        run_id: str,
+        logs: list[dict[str, Any]],
+        *,
+        key: str | None = None,
+        dropped: int = 0,
+    ) -> dict[str, int]:
+        """Store log lines; answers {count, dropped}: the lines received, and how many lines
+        the run's quota dropped because of them. `key` as for set_state. `dropped`: lines
+        counted but not sent (the run is over its quota), added to the run's dropped lines."""
         return self.request(
-            "GET", f"/flow_runs/{_seg(run_id)}/logs", params={"after": after, "limit": limit}
+            "POST",
+            f"/flow_runs/{_seg(run_id)}/logs",
+            json=logs,
+            params={"dropped": dropped} if dropped else None,
+            idempotency_key=key or new_write_key(),
         )
+
+    def get_logs(
+        self, run_id: str, after: int = 0, limit: int = 1000, max_bytes: int | None = None
+    ) -> list[dict[str, Any]]:
+        """One page of a run's logs after the id `after` (the server also ends a page by its
+        size: page on from the last id until a page is empty)."""
+        params: dict[str, Any] = {"after": after, "limit": limit}
+        if max_bytes is not None:
+            params["max_bytes"] = max_bytes
+        return self.request("GET", f"/flow_runs/{_seg(run_id)}/logs", params=params)
 
     # --- blocks --------------------------------------------------------------------------------
 
@@ -252,6 +309,21 @@ class Client:
     def delete_infrastructure(self, pool: str, step: str) -> None:
         """Forget one step's record; NotFound when the pool name has none for that step."""
         self.request("DELETE", f"/work_pools/{_seg(pool)}/infrastructure/{_seg(step)}")
+
+
+def new_write_key() -> str:
+    """A fresh id for one write (a log batch, a state proposal)."""
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def _retry_after(response: httpx.Response, default: float) -> float:
+    try:
+        seconds = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return default
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER_SECONDS)
 
 
 def _error_from_response(response: httpx.Response, api_url: str) -> PushPoolsError:

@@ -248,7 +248,9 @@ class StateDecision(BaseModel):
 
 class LogIn(Strict):
     level: str = Field(default="INFO", max_length=10)
-    message: str = Field(max_length=100_000)
+    # No length limit here: a longer line is kept, truncated (push_pools/log_limits.py), and
+    # the request's size is bounded by the server's body limit.
+    message: str
     timestamp: UtcTime | None = None
 
 

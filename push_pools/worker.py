@@ -19,7 +19,7 @@ from typing import Any
 from push_pools.client import Client
 from push_pools.errors import PushPoolsError
 from push_pools.executors.base import InfrastructureState, Submission
-from push_pools.executors.process import ProcessExecutor
+from push_pools.executors.process.executor import ProcessExecutor
 from push_pools.states import FINAL
 
 log = logging.getLogger("push_pools.worker")

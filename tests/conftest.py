@@ -220,7 +220,7 @@ def worker_factory() -> Iterator[Callable[..., Any]]:
     def start(pool: str = "pool", **kwargs: Any) -> Worker:
         import io
 
-        from push_pools.executors.process import ProcessExecutor
+        from push_pools.executors.process.executor import ProcessExecutor
 
         kwargs.setdefault("poll_wait_seconds", 1.0)
         # The worker's echo of flow output goes to its own buffer, never into the output of the

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from push_pools import ecs_template, templates
+from push_pools import templates
 from push_pools.errors import InvalidInput
-from push_pools.managed_template import default_template as managed_default
+from push_pools.executors.ecs import template as ecs_template
+from push_pools.executors.managed.template import default_template as managed_default
 from push_pools.store.tables import WorkPool
 from tests.conftest import deploy, wait_for_state
 

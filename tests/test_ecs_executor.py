@@ -21,10 +21,11 @@ from typing import Any
 
 import pytest
 
-from push_pools import ecs_template, templates
+from push_pools import templates
 from push_pools.errors import AuthenticationError, InvalidInput, PushPoolsError
 from push_pools.executors.base import InfrastructureState, InfrastructureStatus, Submission
-from push_pools.executors.ecs import EcsExecutor
+from push_pools.executors.ecs import template as ecs_template
+from push_pools.executors.ecs.executor import EcsExecutor
 from push_pools.executors.ecs.job import family_prefix, started_by_for
 from tests.conftest import deploy, wait_for_state
 from tests.emulators.ecs_runner import EcsRunner

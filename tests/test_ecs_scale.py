@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from push_pools import ecs_template
 from push_pools.client import Client
 from push_pools.embedded import free_port
+from push_pools.executors.ecs import template as ecs_template
 from push_pools.executors.ecs.job import family_prefix, started_by_for
 from tests.conftest import deploy
 from tests.dispatch_helpers import ServerProcess, server_env

@@ -26,10 +26,10 @@ from push_pools import pool_types
 from push_pools.errors import InvalidInput
 from push_pools.executors import load_executor
 from push_pools.executors.base import InfrastructureState, InfrastructureStatus, Submission
-from push_pools.executors.managed import ManagedExecutor
+from push_pools.executors.managed.executor import ManagedExecutor
+from push_pools.executors.managed.template import default_template
 from push_pools.managed import is_alive, read_pid_file
 from push_pools.managed.environments import environment_key, normalize_packages
-from push_pools.managed_template import default_template
 from push_pools.templates import (
     render_job_configuration,
     validate_base_job_template,
@@ -158,7 +158,7 @@ def test_the_run_outlives_the_server_that_started_it(
         "import sys\n"
         "from pathlib import Path\n"
         "from push_pools.executors.base import Submission\n"
-        "from push_pools.executors.managed import ManagedExecutor\n"
+        "from push_pools.executors.managed.executor import ManagedExecutor\n"
         "command = sys.argv[2]\n"
         "sub = Submission('r15', 'n', {'command': command}, {}, infrastructure_name='pp-r15-1')\n"
         "ManagedExecutor(Path(sys.argv[1])).submit(sub)\n"
@@ -534,6 +534,6 @@ def test_default_template_accepts_good_variables() -> None:
 def test_managed_pool_type_is_registered() -> None:
     managed = pool_types.get("managed")
     assert managed.is_push is True
-    assert managed.executor == "push_pools.executors.managed:ManagedExecutor"
+    assert managed.executor == "push_pools.executors.managed.executor:ManagedExecutor"
     assert managed.default_template() == default_template()
     assert isinstance(load_executor("managed"), ManagedExecutor)

@@ -85,3 +85,24 @@ def test_the_migrations_build_exactly_the_schema_a_new_store_gets(database_url: 
             assert compare_metadata(context, Base.metadata) == []
     finally:
         engine.dispose()
+
+
+def test_a_read_session_reads_beside_a_writer_and_refuses_to_write(tmp_path) -> None:
+    from push_pools.store.db import Store
+    from push_pools.store.tables import WorkPool
+
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    store.migrate()
+    with store.session() as session:
+        session.add(WorkPool(name="pool", type="process", base_job_template={}))
+    with store.session() as writer:  # holds SQLite's write lock for the whole block
+        writer.add(WorkPool(name="other", type="process", base_job_template={}))
+        writer.flush()
+        with store.read_session() as reader:
+            assert [p.name for p in reader.query(WorkPool)] == ["pool"]
+    with pytest.raises(RuntimeError, match="read-only store session was asked to write"):
+        with store.read_session() as reader:
+            reader.add(WorkPool(name="third", type="process", base_job_template={}))
+    with store.read_session() as reader:
+        assert sorted(p.name for p in reader.query(WorkPool)) == ["other", "pool"]
+    store.dispose()

@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse
 
 from push_pools import settings
 from push_pools.api import blocks, deployments, infrastructure, pools, runs
+from push_pools.api.body_limit import BodySizeLimit, max_body_bytes
+from push_pools.api.deps import add_store_busy_handlers, size_threadpool
 from push_pools.api.exposure import ALLOWED_HOSTS_ENV, allowed_hosts, host_of
 from push_pools.api.notify import WorkNotifier
 from push_pools.errors import PushPoolsError
@@ -78,6 +80,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         notifier.bind(asyncio.get_running_loop())
+        size_threadpool()
         wakeups = None
         if not store.is_sqlite:
             # Servers sharing the database wake each other (SQLite has one server: no need).
@@ -126,6 +129,7 @@ def create_app(
     app.state.store = store
     app.state.notifier = notifier
     app.state.managed_isolation = isolation
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes())
 
     @app.exception_handler(PushPoolsError)
     async def _push_pools_error(_request: Request, exc: PushPoolsError) -> JSONResponse:
@@ -140,6 +144,8 @@ def create_app(
             status_code=422,
             content={"detail": _validation_message(exc), "code": "invalid_input"},
         )
+
+    add_store_busy_handlers(app)
 
     app.openapi = lambda: _openapi_with_error_model(app)  # type: ignore[method-assign]
 
@@ -216,7 +222,7 @@ async def _check_credentials(
         from push_pools.api.run_scope import allows
 
         def lookup() -> run_tokens.RunScope | None:
-            with store.session() as session:
+            with store.read_session() as session:
                 return run_tokens.scope_of(session, token)
 
         scope = await run_in_threadpool(lookup)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from push_pools import blocks as block_rules
-from push_pools.api.deps import SessionDep
+from push_pools.api.deps import SessionDep, StoreRoute
 from push_pools.models import BlockCreate, BlockOut, BlockTypeField, BlockTypeOut
 from push_pools.store import blocks as block_store
 
-router = APIRouter(tags=["blocks"])
+router = APIRouter(tags=["blocks"], route_class=StoreRoute)
 
 
 def secret_box(request: Request) -> block_rules.SecretBox:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from push_pools.api.deps import NotifierDep, SessionDep
+from push_pools.api.deps import NotifierDep, SessionDep, StoreRoute
 from push_pools.models import (
     DeploymentCreate,
     DeploymentOut,
@@ -17,7 +17,7 @@ from push_pools.models import (
 from push_pools.store import deployments as deployment_store
 from push_pools.store import runs as run_store
 
-router = APIRouter(tags=["deployments"])
+router = APIRouter(tags=["deployments"], route_class=StoreRoute)
 
 
 def run_wake_key(run_pool_id: str | None, deployment_id: str | None) -> str | None:

@@ -20,12 +20,12 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from provisioners.plan import secret_keys
-from push_pools.api.deps import SessionDep
+from push_pools.api.deps import SessionDep, StoreRoute
 from push_pools.models import NAME_PATTERN
 from push_pools.store import infrastructure as infrastructure_store
 from push_pools.store.tables import InfrastructureRecord
 
-router = APIRouter(tags=["infrastructure"])
+router = APIRouter(tags=["infrastructure"], route_class=StoreRoute)
 
 STEP_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,199}$"
 KIND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]{0,199}$"

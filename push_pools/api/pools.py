@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from push_pools import pool_types, templates
-from push_pools.api.deps import IsolationDep, NotifierDep, SessionDep, StoreDep
+from push_pools.api.deps import IsolationDep, NotifierDep, SessionDep, StoreDep, StoreRoute
 from push_pools.api.notify import WorkNotifier
 from push_pools.errors import InvalidInput
 from push_pools.models import (
@@ -32,7 +32,7 @@ from push_pools.store import runs as run_store
 from push_pools.store.db import Store
 from push_pools.store.tables import utcnow
 
-router = APIRouter()
+router = APIRouter(route_class=StoreRoute)
 
 
 @router.get("/work_pool_types", response_model=list[PoolTypeOut], tags=["work pools"])
@@ -58,7 +58,7 @@ def create_work_pool(
 
 @router.get("/work_pools", response_model=list[WorkPoolOut], tags=["work pools"])
 def list_work_pools(session: SessionDep, isolation: IsolationDep) -> list[WorkPoolOut]:
-    return [pool_store.pool_out(session, p, isolation) for p in pool_store.list_pools(session)]
+    return pool_store.pools_out(session, pool_store.list_pools(session), isolation)
 
 
 @router.get("/work_pools/{name}", response_model=WorkPoolOut, tags=["work pools"])

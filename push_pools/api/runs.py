@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 
 from push_pools.api.deployments import run_wake_key
-from push_pools.api.deps import NotifierDep, SessionDep, StoreDep
+from push_pools.api.deps import NotifierDep, SessionDep, StoreDep, StoreRoute
 from push_pools.api.pools import long_poll
 from push_pools.errors import InvalidInput
 from push_pools.models import (
@@ -25,12 +25,24 @@ from push_pools.models import (
 )
 from push_pools.states import StateType
 from push_pools.store import deployments as deployment_store
-from push_pools.store import run_tokens
+from push_pools.store import logs as log_store
+from push_pools.store import receipts, run_tokens
 from push_pools.store import runs as run_store
 from push_pools.store.db import Store
 from push_pools.store.tables import Deployment, utcnow
 
-router = APIRouter(tags=["flow runs"])
+router = APIRouter(tags=["flow runs"], route_class=StoreRoute)
+
+# Engines and workers send one with each write; a retried request that carries it again is
+# answered as the first one was, and not applied twice.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        description="A client-made id of this write: a retry with the same id is applied once.",
+    ),
+]
 
 
 @router.get("/flow_runs", response_model=list[FlowRunOut])
@@ -79,9 +91,29 @@ def get_execution_context(run_id: str, session: SessionDep) -> ExecutionContext:
 
 @router.post("/flow_runs/{run_id}/state", response_model=StateDecision)
 def set_flow_run_state(
-    run_id: str, body: StateProposal, session: SessionDep, notifier: NotifierDep
+    run_id: str,
+    body: StateProposal,
+    session: SessionDep,
+    notifier: NotifierDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> StateDecision:
+    if idempotency_key:
+        run = run_store.lock_run(session, run_id)
+        answer = receipts.find(session, run_id, idempotency_key)
+        if answer is not None:
+            return StateDecision(
+                accepted=answer["accepted"],
+                reason=answer["reason"],
+                flow_run=run_store.run_out(session, run),
+            )
     run, decision = run_store.propose_state(session, run_id, body)
+    if idempotency_key:
+        receipts.record(
+            session,
+            run_id,
+            idempotency_key,
+            {"accepted": decision.accepted, "reason": decision.reason},
+        )
     out = run_store.run_out(session, run)
     session.commit()
     if decision.accepted and body.type in (StateType.SCHEDULED, StateType.CANCELLING):
@@ -105,11 +137,34 @@ def delete_flow_run(run_id: str, session: SessionDep) -> None:
 
 @router.post("/flow_runs/{run_id}/logs", status_code=201)
 def add_flow_run_logs(
-    run_id: str, body: Annotated[list[LogIn], ...], session: SessionDep
+    run_id: str,
+    body: Annotated[list[LogIn], ...],
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+    dropped: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=2**40,
+            description="Lines the client counted but did not send (a run over its quota).",
+        ),
+    ] = 0,
 ) -> dict[str, int]:
+    """Store log lines. Lines over the maximum length are kept, truncated with a marker; lines
+    over the run's quota are counted, and one line says how many were dropped. The answer
+    counts the lines received and those dropped (these or older ones, to make room)."""
     if len(body) > 10_000:
         raise InvalidInput("send at most 10000 log lines per request")
-    return {"count": run_store.add_logs(session, run_id, body)}
+    run_store.lock_run(session, run_id)
+    if idempotency_key:
+        answer = receipts.find(session, run_id, idempotency_key)
+        if answer is not None:
+            return answer
+    added = log_store.add_logs(session, run_id, body, dropped_by_client=dropped)
+    answer = {"count": added.count, "dropped": added.dropped}
+    if idempotency_key:
+        receipts.record(session, run_id, idempotency_key, answer)
+    return answer
 
 
 @router.get("/flow_runs/{run_id}/logs", response_model=list[LogOut])
@@ -120,8 +175,17 @@ def get_flow_run_logs(
         int, Query(ge=0, le=2**62, description="Only logs with an id above this.")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    max_bytes: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=log_store.MAX_PAGE_BYTES,
+            description="A page ends before this many bytes of messages (it has at least "
+            "one line); page on with `after` set to the last id received.",
+        ),
+    ] = log_store.DEFAULT_PAGE_BYTES,
 ) -> list[LogOut]:
-    return run_store.get_logs(session, run_id, after=after, limit=limit)
+    return run_store.get_logs(session, run_id, after=after, limit=limit, max_bytes=max_bytes)
 
 
 class DeploymentPollRequest(PollRequest):

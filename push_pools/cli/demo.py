@@ -99,7 +99,7 @@ def _deploy_example(client: Any, source: Path, name: str, pool: str) -> dict[str
 def _process_pool_part(out: Any, client: Any, source: Path, runs: int) -> list[dict[str, Any]]:
     import os
 
-    from push_pools.executors.process import ProcessExecutor
+    from push_pools.executors.process.executor import ProcessExecutor
     from push_pools.worker import Worker
 
     client.create_work_pool({"name": "demo-pool", "type": "process"})

@@ -70,7 +70,26 @@ def queue_out(pool: WorkPool, queue: WorkQueue) -> WorkQueueOut:
 def pool_out(session: Session, pool: WorkPool, isolation: str | None = None) -> WorkPoolOut:
     """The API's view of a pool; `isolation` is the server's managed-run isolation, shown on
     managed pools only."""
-    queues = list_queues(session, pool)
+    return _pool_out(pool, list_queues(session, pool), isolation)
+
+
+def pools_out(
+    session: Session, pools: list[WorkPool], isolation: str | None = None
+) -> list[WorkPoolOut]:
+    """As pool_out for each pool, with the queues of all of them read in one query (a pool
+    list is the API's most frequent read: one query per pool cost half its time)."""
+    queues: dict[str, list[WorkQueue]] = {pool.id: [] for pool in pools}
+    rows = session.scalars(
+        select(WorkQueue)
+        .where(WorkQueue.work_pool_id.in_(list(queues)))
+        .order_by(WorkQueue.priority, WorkQueue.name)
+    )
+    for queue in rows:
+        queues[queue.work_pool_id].append(queue)
+    return [_pool_out(pool, queues[pool.id], isolation) for pool in pools]
+
+
+def _pool_out(pool: WorkPool, queues: list[WorkQueue], isolation: str | None) -> WorkPoolOut:
     return WorkPoolOut(
         id=pool.id,
         name=pool.name,

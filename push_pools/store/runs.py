@@ -9,15 +9,15 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from push_pools.errors import Conflict, InvalidInput, NotFound
+from push_pools.errors import Conflict, NotFound
 from push_pools.models import FlowRunOut, LogIn, LogOut, StateOut, StateProposal
 from push_pools.states import ACTIVE, ALLOWED_MOVES, DISPLAY_NAMES, FINAL, WAITING, StateType
+from push_pools.store import logs as log_store
 from push_pools.store import masking
 from push_pools.store.tables import (
     Deployment,
     FlowRun,
     FlowRunState,
-    Log,
     WorkPool,
     WorkQueue,
     utcnow,
@@ -470,46 +470,22 @@ def touch_pool(session: Session, pool: WorkPool, queue_names: list[str], worker:
 
 # --- logs --------------------------------------------------------------------------------------
 
-LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
-
 
 def add_logs(session: Session, run_id: str, logs: list[LogIn]) -> int:
-    get_run(session, run_id)
-    now = utcnow()
-    messages = masking.mask_texts(session, [entry.message for entry in logs])
-    for entry, message in zip(logs, messages, strict=True):
-        level = entry.level.upper()
-        if level not in LEVELS:
-            raise InvalidInput(
-                f"unknown log level '{entry.level}'; use one of {', '.join(sorted(LEVELS))}"
-            )
-        session.add(
-            Log(
-                flow_run_id=run_id,
-                level=level,
-                message=message,
-                timestamp=entry.timestamp or now,
-            )
-        )
-    session.flush()
-    return len(logs)
+    """Store log lines for a run, within its quota (store/logs.py); the number received."""
+    lock_run(session, run_id)
+    return log_store.add_logs(session, run_id, logs).count
 
 
-def get_logs(session: Session, run_id: str, after: int = 0, limit: int = 1000) -> list[LogOut]:
+def get_logs(
+    session: Session,
+    run_id: str,
+    after: int = 0,
+    limit: int = 1000,
+    max_bytes: int = log_store.DEFAULT_PAGE_BYTES,
+) -> list[LogOut]:
     get_run(session, run_id)
-    rows = session.scalars(
-        select(Log).where(Log.flow_run_id == run_id, Log.id > after).order_by(Log.id).limit(limit)
-    )
-    return [
-        LogOut(
-            id=r.id,
-            flow_run_id=r.flow_run_id,
-            level=r.level,
-            message=r.message,
-            timestamp=r.timestamp,
-        )
-        for r in rows
-    ]
+    return log_store.get_logs(session, run_id, after=after, limit=limit, max_bytes=max_bytes)
 
 
 def delete_waiting_runs_of(session: Session, deployment_id: str) -> None:

@@ -239,3 +239,32 @@ class InfrastructureRecord(Base):
     # `created` is taken by the flag above, so the timestamps are `recorded` and `updated`.
     recorded: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class WriteReceipt(Base):
+    """A write to a run (a log batch, a state) by the id its client made for it: a retried
+    request carrying the same id is answered from here instead of being applied twice."""
+
+    __tablename__ = "write_receipts"
+    __table_args__ = (UniqueConstraint("flow_run_id", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    flow_run_id: Mapped[str] = mapped_column(ForeignKey("flow_runs.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    # What the first request was answered, so that the retry gets the same answer.
+    answer: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class LogUsage(Base):
+    """How much of its log quota a run has used (push_pools/log_limits.py)."""
+
+    __tablename__ = "log_usage"
+    flow_run_id: Mapped[str] = mapped_column(
+        ForeignKey("flow_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    lines: Mapped[int] = mapped_column(Integer, default=0)
+    chars: Mapped[int] = mapped_column(Integer, default=0)
+    dropped: Mapped[int] = mapped_column(Integer, default=0)
+    # The log line that says how many lines were dropped; the lines after it are the newest
+    # ones, which make room for newer ones still.
+    marker_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -13,8 +13,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from push_pools import ecs_template
 from push_pools.errors import InvalidInput
+from push_pools.executors.ecs import template as ecs_template
 
 # ECS limits: startedBy up to 36 characters, clientToken up to 64, container overrides up to
 # 8192 bytes (the environment of every run goes there).

@@ -513,10 +513,10 @@ POOL_TYPE = pool_types.PoolType(
         "server itself; no worker needed."
     ),
     default_template=default_template,
-    executor="push_pools.executors.ecs:EcsExecutor",
+    executor="push_pools.executors.ecs.executor:EcsExecutor",
     is_push=True,
     credential_slots=("aws_credentials",),
-    job_variables_check="push_pools.ecs_template:validate_job_variables",
+    job_variables_check="push_pools.executors.ecs.template:validate_job_variables",
     start_timeout_variable="task_start_timeout_seconds",
     # The task definition is kept or deregistered by auto_deregister_task_definition instead.
     keep_infrastructure_variable=None,

@@ -57,6 +57,8 @@ TAIL_LINES = 20
 SUBMIT_GRACE_SECONDS = 60.0
 # How long cancel(wait=True) gives the sandbox, beyond the grace, to record the outcome.
 STOP_MARGIN_SECONDS = 15.0
+# How long a cancel waits for a SIGKILLed engine to be gone.
+KILL_WAIT_SECONDS = 10.0
 INFRASTRUCTURE_ID_ENV = "PUSH_POOLS_INFRASTRUCTURE_ID"
 # Infrastructure ids name a directory; anything else (slashes, "..") must never reach a path.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -299,6 +301,10 @@ class ManagedExecutor(BaseExecutor):
             while time.monotonic() < deadline and is_alive(engine):
                 time.sleep(0.05)
             signal_group(engine[0], signal.SIGKILL)
+            # Delivered asynchronously: the run is recorded cancelled only once it is gone.
+            deadline = time.monotonic() + KILL_WAIT_SECONDS
+            while time.monotonic() < deadline and is_alive(engine):
+                time.sleep(0.02)
         if is_alive(sandbox):
             _kill(sandbox[0], signal.SIGKILL)
         self._reap()

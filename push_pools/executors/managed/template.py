@@ -140,6 +140,6 @@ POOL_TYPE = pool_types.PoolType(
         "cached virtual environment; no worker needed."
     ),
     default_template=default_template,
-    executor="push_pools.executors.managed:ManagedExecutor",
+    executor="push_pools.executors.managed.executor:ManagedExecutor",
     is_push=True,
 )
