@@ -1,118 +1,192 @@
 """Which pool types can `--provision-infra`, and the one shape the CLI drives them through.
 
-A new cloud adds one adapter here (and its provisioner package); the CLI does not change.
+Provisioners are found, not listed here: every package under `provisioners/` that has a
+`spec.py` with a `PROVISIONER` (a provisioners.options.ProvisionerSpec) is one, and so is every
+spec a separately installed package names in the `push_pools.provisioners` entry-point group.
+A new cloud therefore adds its own package and edits nothing here or in the CLI.
+
+Stdlib only until a provisioner is built: `--help` reads the specs.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import logging
+import pkgutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from provisioners.options import ProvisionerSpec, ProvisionOption
 from push_pools.errors import InvalidInput
 
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "CredentialsStore",
+    "Preflight",
+    "Provisioner",
+    "all_options",
+    "provisioner_for",
+    "spec_for",
+    "specs",
+]
 
-@dataclass(frozen=True)
-class ProvisionOptions:
-    """What the user chose on the command line (None: the cloud's own default)."""
-
-    pool_name: str
-    region: str | None = None
-    profile: str | None = None
-    create_task_role: bool = False
-    log_retention_days: int | None = None
-    endpoint_url: str | None = None
-    # Resource name overrides, e.g. {"cluster": "shared-cluster"}; keys are the cloud's own.
-    names: tuple[tuple[str, str], ...] = ()
+ENTRY_POINT_GROUP = "push_pools.provisioners"
+_log = logging.getLogger("push_pools")
 
 
 @dataclass(frozen=True)
 class Preflight:
-    account: str
+    """Who is provisioning where, for the plan's headline."""
+
+    account: str  # the AWS account id, the GCP project id, ...
     caller: str
     region: str
     note: str
+    scope: str = "account"  # what `account` is called in this cloud: "account", "project"
+
+
+class CredentialsStore(Protocol):
+    """The CLI's hooks into the block store, bound to the cloud's credentials block type."""
+
+    def save(self, name: str, data: dict[str, Any]) -> None:
+        """Create or overwrite block `name` with `data` (the block type's own fields)."""
+        ...
+
+    def exists(self, name: str) -> bool: ...
 
 
 class Provisioner(Protocol):
+    """Built as `Class(pool_name, values, records=records)`: `values` maps each of the spec's
+    option names to what the user gave (or its default); `records` are the pool's provisioning
+    records so far (empty for a new pool), which say where an earlier run provisioned: a
+    provisioner takes its region, project, endpoint, ... from them when `values` does not say.
+    """
+
     cloud: str
 
     def preflight(self) -> Preflight:
-        """Who and where we are; raises when permissions are missing. Read-only."""
+        """Who and where we are; raises when something is missing. Read-only."""
+        ...
 
-    def plan(self, recorder: Any, *, save_credentials: Any, credentials_exist: Any) -> Any:
+    def plan(self, recorder: Any, *, credentials: CredentialsStore) -> Any:
         """The provisioners.plan.Plan for this pool."""
+        ...
 
     def template_defaults(self, outputs: dict[str, Any]) -> dict[str, Any]:
         """Job-variable defaults for the pool's base job template, from the applied records."""
+        ...
 
-    def credentials_block_name(self) -> str: ...
-
-
-class AwsProvisioner:
-    cloud = "aws"
-
-    def __init__(self, options: ProvisionOptions) -> None:
-        import dataclasses
-
-        from provisioners import aws
-
-        extra: dict[str, Any] = {}
-        if options.log_retention_days is not None:
-            extra["log_retention_days"] = options.log_retention_days
-        if options.names:
-            known = [f.name for f in dataclasses.fields(aws.AwsNames)]
-            unknown = [key for key, _ in options.names if key not in known]
-            if unknown:
-                raise InvalidInput(
-                    f"unknown resource name(s) {', '.join(unknown)}; "
-                    f"--resource-name takes one of: {', '.join(known)}"
-                )
-            extra["names"] = aws.AwsNames(**dict(options.names))
-        self.config = aws.AwsProvisionConfig(
-            pool_name=options.pool_name,
-            region=options.region,
-            profile=options.profile,
-            create_task_role=options.create_task_role,
-            endpoint_url=options.endpoint_url,
-            **extra,
-        )
-        self.session = aws.aws_session(self.config)
-
-    def preflight(self) -> Preflight:
-        from provisioners import aws
-
-        report = aws.preflight(self.config, session=self.session)
-        report.raise_for_missing()
-        return Preflight(report.account_id, report.caller_arn, report.region, report.note)
-
-    def plan(self, recorder: Any, *, save_credentials: Any, credentials_exist: Any) -> Any:
-        from provisioners import aws
-
-        return aws.build_aws_plan(
-            self.config,
-            recorder,
-            save_credentials=save_credentials,
-            credentials_exist=credentials_exist,
-            session=self.session,
-        )
-
-    def template_defaults(self, outputs: dict[str, Any]) -> dict[str, Any]:
-        from provisioners import aws
-
-        return aws.template_defaults(outputs, self.config)
-
-    def credentials_block_name(self) -> str:
-        return self.config.credentials_block_name
+    def credentials_block_name(self) -> str | None:
+        """The block a provisioning run stores credentials in (None: it stores none)."""
+        ...
 
 
-_PROVISIONERS: dict[str, type] = {"ecs:push": AwsProvisioner}
+_specs: dict[str, ProvisionerSpec] | None = None
 
 
-def provisioner_for(pool_type: str, options: ProvisionOptions) -> Provisioner:
-    kind = _PROVISIONERS.get(pool_type)
-    if kind is None:
+def _discover() -> list[ProvisionerSpec]:
+    import provisioners
+
+    found: list[ProvisionerSpec] = []
+    for module in pkgutil.iter_modules(provisioners.__path__):
+        if not module.ispkg:
+            continue
+        where = f"provisioners.{module.name}.spec"
+        if importlib.util.find_spec(where) is None:
+            continue
+        found.append(_checked(importlib.import_module(where).PROVISIONER, where))
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            spec = _checked(entry.load(), entry.value)
+        except Exception as exc:  # a broken plug-in must not take the other clouds down
+            _log.warning(
+                "provisioner %r is left out: entry point %r in group %r: %s",
+                entry.name,
+                entry.value,
+                ENTRY_POINT_GROUP,
+                exc,
+            )
+            continue
+        found.append(spec)
+    return found
+
+
+def _checked(spec: Any, where: str) -> ProvisionerSpec:
+    if not isinstance(spec, ProvisionerSpec):
+        raise TypeError(f"{where} must name a provisioners.options.ProvisionerSpec")
+    return spec
+
+
+def _load() -> dict[str, ProvisionerSpec]:
+    global _specs
+    if _specs is None:
+        by_type: dict[str, ProvisionerSpec] = {}
+        for spec in _discover():
+            for pool_type in spec.pool_types:
+                # The same spec twice (an installed copy of a built-in) is one provisioner.
+                other = by_type.get(pool_type)
+                if other is not None and other != spec:
+                    raise InvalidInput(
+                        f"two provisioners for pool type '{pool_type}': {other.provisioner} "
+                        f"and {spec.provisioner}; uninstall one"
+                    )
+                by_type[pool_type] = spec
+        _specs = by_type
+    return _specs
+
+
+def specs() -> dict[str, ProvisionerSpec]:
+    """Pool type -> its provisioner's spec."""
+    return dict(_load())
+
+
+def spec_for(pool_type: str) -> ProvisionerSpec:
+    found = _load().get(pool_type)
+    if found is None:
         raise InvalidInput(
             f"work pool type '{pool_type}' has no --provision-infra; types that do: "
-            f"{', '.join(sorted(_PROVISIONERS))}"
+            f"{', '.join(sorted(_load())) or 'none installed'}"
         )
-    return kind(options)  # type: ignore[no-any-return]
+    return found
+
+
+def all_options() -> list[tuple[ProvisionOption, list[str]]]:
+    """Every declared option once, with the pool types that take it, in declaration order.
+
+    Raises TypeError when two clouds declare one name with different types or defaults: one
+    flag cannot mean both.
+    """
+    merged: dict[str, tuple[ProvisionOption, list[str]]] = {}
+    for pool_type, spec in sorted(_load().items()):
+        for option in spec.options:
+            seen = merged.get(option.name)
+            if seen is None:
+                merged[option.name] = (option, [pool_type])
+                continue
+            if seen[0].shape() != option.shape():
+                raise TypeError(
+                    f"provisioning option '{option.name}' is declared with different types or "
+                    f"defaults by pool types {', '.join(seen[1])} and {pool_type}"
+                )
+            seen[1].append(pool_type)
+    return list(merged.values())
+
+
+def provisioner_for(
+    pool_type: str,
+    pool_name: str,
+    values: Mapping[str, Any],
+    *,
+    records: Sequence[Any] = (),
+) -> Provisioner:
+    """The provisioner of `pool_type`, built for `pool_name` (imports its cloud's modules)."""
+    spec = spec_for(pool_type)
+    module_name, _, class_name = spec.provisioner.partition(":")
+    kind = getattr(importlib.import_module(module_name), class_name)
+    mine = {o.name: values.get(o.name, o.default) for o in spec.options}
+    provisioner: Provisioner = kind(pool_name, mine, records=list(records))
+    return provisioner

@@ -50,6 +50,14 @@ def encryption_key_env() -> str | None:
     return os.environ.get("PUSH_POOLS_ENCRYPTION_KEY") or None
 
 
+def gcp_endpoint() -> str | None:
+    """`PUSH_POOLS_GCP_ENDPOINT`, a testing setting: one endpoint (e.g.
+    `http://127.0.0.1:8123`, the GCP emulator in tests/emulators/gcp) for every Google Cloud API
+    push-pools calls, REST and gRPC alike, as `AWS_ENDPOINT_URL` points boto3 at moto. Unset:
+    Google's own endpoints."""
+    return (os.environ.get("PUSH_POOLS_GCP_ENDPOINT") or "").strip().rstrip("/") or None
+
+
 def dispatch_lease_seconds() -> float:
     """`PUSH_POOLS_DISPATCH_LEASE_SECONDS` (default 30): how long a server's claim on a run
     with no submission recorded is left alone before another server (or this one, restarted
@@ -93,10 +101,3 @@ def managed_uid() -> str | None:
     """`PUSH_POOLS_MANAGED_UID`: the user (name or number) managed runs drop to when the server
     runs as root; default `nobody`."""
     return (os.environ.get("PUSH_POOLS_MANAGED_UID") or "").strip() or None
-
-
-def gcp_endpoint() -> str | None:
-    """`PUSH_POOLS_GCP_ENDPOINT` (a testing setting, like `AWS_ENDPOINT_URL` for moto): send
-    every Google Cloud call (Cloud Run, Logging, ...) to this URL instead of Google's, e.g.
-    `http://127.0.0.1:8085` for the emulator in tests/emulators/gcp. Unset for Google Cloud."""
-    return (os.environ.get("PUSH_POOLS_GCP_ENDPOINT") or "").strip().rstrip("/") or None

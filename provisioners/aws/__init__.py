@@ -27,36 +27,45 @@ For the CLI: `aws_session(config)`, then `preflight(config, session=...)` (show 
 `template_defaults(outputs, config)` into the pool's template; `plan.teardown()` with the same
 profile and region, then delete the block named `config.credentials_block_name`.
 
-Importing this package does not import boto3; the functions do.
+Importing this package imports none of its modules (nor boto3); each name loads its module on
+first use.
 """
 
 from __future__ import annotations
 
-from provisioners.aws.build import aws_steps, build_aws_plan, template_defaults
-from provisioners.aws.config import (
-    MANAGED_BY,
-    MANAGED_BY_TAG,
-    POOL_TAG,
-    AwsNames,
-    AwsProvisionConfig,
-    InjectedFailure,
-)
-from provisioners.aws.preflight import PreflightReport, preflight, required_actions
-from provisioners.aws.session import AwsContext, aws_session
+import importlib
+from typing import Any
 
-__all__ = [
-    "MANAGED_BY",
-    "MANAGED_BY_TAG",
-    "POOL_TAG",
-    "AwsContext",
-    "AwsNames",
-    "AwsProvisionConfig",
-    "InjectedFailure",
-    "PreflightReport",
-    "aws_session",
-    "aws_steps",
-    "build_aws_plan",
-    "preflight",
-    "required_actions",
-    "template_defaults",
-]
+# Loaded on first use (PEP 562): the CLI imports `provisioners.aws.spec` to draw --help, and
+# that must not pull in every step module.
+_EXPORTS = {
+    "aws_steps": "build",
+    "build_aws_plan": "build",
+    "template_defaults": "build",
+    "MANAGED_BY": "config",
+    "MANAGED_BY_TAG": "config",
+    "POOL_TAG": "config",
+    "AwsNames": "config",
+    "AwsProvisionConfig": "config",
+    "InjectedFailure": "config",
+    "PreflightReport": "preflight",
+    "preflight": "preflight",
+    "required_actions": "preflight",
+    "AwsContext": "session",
+    "aws_session": "session",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    # Bind every name of that module now: importing `preflight.py` set this package's
+    # `preflight` to the module, and the function of that name must win.
+    for export, where in _EXPORTS.items():
+        if where == module_name:
+            globals()[export] = getattr(module, export)
+    return globals()[name]

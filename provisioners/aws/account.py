@@ -44,10 +44,11 @@ class AccountStep(AwsStep):
                 cloud=CLOUD,
             )
         # created=True so that teardown calls delete (the sweep); there is nothing to create.
-        record = self.record(
-            f"arn:{identity.partition}:iam::{identity.account_id}:root",
-            {"account_id": identity.account_id, "region": ctx.region, "caller": identity.arn},
-        )
+        data = {"account_id": identity.account_id, "region": ctx.region, "caller": identity.arn}
+        if ctx.config.endpoint_url:
+            # A teardown finds the (emulated) account again from the records alone.
+            data["endpoint_url"] = ctx.config.endpoint_url
+        record = self.record(f"arn:{identity.partition}:iam::{identity.account_id}:root", data)
         return StepCheck(
             StepStatus.EXISTS, f"account {identity.account_id} as {identity.arn}", record
         )

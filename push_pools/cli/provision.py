@@ -12,29 +12,24 @@ from typing import Any
 from push_pools.errors import InvalidInput, NotFound
 
 
-def _credentials_callbacks(client: Any) -> tuple[Any, Any]:
-    def save_credentials(name: str, key_id: str, secret: str, region: str) -> None:
-        client.create_block(
-            {
-                "name": name,
-                "block_type": "aws-credentials",
-                "data": {
-                    "aws_access_key_id": key_id,
-                    "aws_secret_access_key": secret,
-                    "region_name": region,
-                },
-                "overwrite": True,
-            }
+class BlockCredentials:
+    """provisioners.registry.CredentialsStore over the API: blocks of one cloud's type."""
+
+    def __init__(self, client: Any, block_type: str) -> None:
+        self.client = client
+        self.block_type = block_type
+
+    def save(self, name: str, data: dict[str, Any]) -> None:
+        self.client.create_block(
+            {"name": name, "block_type": self.block_type, "data": data, "overwrite": True}
         )
 
-    def credentials_exist(name: str) -> bool:
+    def exists(self, name: str) -> bool:
         try:
-            client.get_block(name)
+            self.client.get_block(name)
         except NotFound:
             return False
         return True
-
-    return save_credentials, credentials_exist
 
 
 def _confirm(question: str, yes: bool) -> None:
@@ -73,7 +68,8 @@ def _progress_bar(total_label: str) -> tuple[Any, Any]:
 def provision(
     client: Any,
     pool_type: str,
-    options: Any,
+    pool_name: str,
+    values: dict[str, Any],
     *,
     dry_run: bool,
     yes: bool,
@@ -82,27 +78,26 @@ def provision(
 ) -> dict[str, Any] | None:
     """Plan (and unless dry_run, apply) a pool's infrastructure.
 
-    Returns the job-variable defaults for the pool's template, or None for a dry run.
+    `values`: the pool type's provisioning options. Returns the job-variable defaults for the
+    pool's template, or None for a dry run.
     """
     from provisioners.records import ApiRecorder
-    from provisioners.registry import provisioner_for
+    from provisioners.registry import provisioner_for, spec_for
     from push_pools.cli.output import console, print_json, print_table
 
     out = console()
-    provisioner = provisioner_for(pool_type, options)
+    recorder = ApiRecorder(client, pool_name)
+    provisioner = provisioner_for(pool_type, pool_name, values, records=recorder.load())
     who = provisioner.preflight()
-    save_credentials, credentials_exist = _credentials_callbacks(client)
     plan = provisioner.plan(
-        ApiRecorder(client, options.pool_name),
-        save_credentials=save_credentials,
-        credentials_exist=credentials_exist,
+        recorder, credentials=BlockCredentials(client, spec_for(pool_type).credentials_block_type)
     )
     steps = plan.preview()
     if dry_run:
         if as_json:
             print_json(
                 {
-                    "pool": options.pool_name,
+                    "pool": pool_name,
                     "cloud": provisioner.cloud,
                     "account": who.account,
                     "caller": who.caller,
@@ -122,8 +117,8 @@ def provision(
             return None
     if not as_json:
         out.print(
-            f"Provisioning {provisioner.cloud.upper()} account [bold]{who.account}[/bold] "
-            f"in {who.region} as {who.caller} for pool [bold]{options.pool_name}[/bold]"
+            f"Provisioning {provisioner.cloud.upper()} {who.scope} [bold]{who.account}[/bold] "
+            f"in {who.region} as {who.caller} for pool [bold]{pool_name}[/bold]"
         )
         if who.note:
             out.print(who.note, markup=False)
@@ -137,35 +132,38 @@ def provision(
         return None
     changes = [s for s in steps if str(s.status) != "exists"]
     if changes:
-        _confirm(f"Create or update {len(changes)} resources in account {who.account}?", yes)
+        _confirm(f"Create or update {len(changes)} resources in {who.scope} {who.account}?", yes)
     if as_json:
         outputs = plan.apply()
     else:
         progress, on_event = _progress_bar("provisioning")
         with progress:
             outputs = plan.apply(on_event)
-    return provisioner.template_defaults(outputs)
+    defaults = provisioner.template_defaults(outputs)
+    if not as_json:
+        out.print("Infrastructure successfully provisioned!")
+    return defaults
 
 
-def deprovision(client: Any, pool_type: str, options: Any, *, yes: bool, as_json: bool) -> list:
+def deprovision(
+    client: Any, pool_type: str, pool_name: str, values: dict[str, Any], *, yes: bool, as_json: bool
+) -> list:
     """Remove exactly what provisioning created for the pool (recorded), last first."""
     from provisioners.records import ApiRecorder
-    from provisioners.registry import provisioner_for
+    from provisioners.registry import provisioner_for, spec_for
     from push_pools.cli.output import console
 
-    recorder = ApiRecorder(client, options.pool_name)
+    recorder = ApiRecorder(client, pool_name)
     records = recorder.load()
     if not records:
-        raise NotFound(f"nothing was provisioned for pool '{options.pool_name}'")
-    provisioner = provisioner_for(pool_type, options)
-    save_credentials, credentials_exist = _credentials_callbacks(client)
+        raise NotFound(f"nothing was provisioned for pool '{pool_name}'")
+    # The records say where (region, project, ...); `values` only how to reach the cloud.
+    provisioner = provisioner_for(pool_type, pool_name, values, records=records)
     plan = provisioner.plan(
-        recorder, save_credentials=save_credentials, credentials_exist=credentials_exist
+        recorder, credentials=BlockCredentials(client, spec_for(pool_type).credentials_block_type)
     )
     owned = [r for r in records if r.created]
-    _confirm(
-        f"Delete {len(owned)} resources that push-pools created for '{options.pool_name}'?", yes
-    )
+    _confirm(f"Delete {len(owned)} resources that push-pools created for '{pool_name}'?", yes)
     if as_json:
         removed = plan.teardown()
     else:
@@ -173,13 +171,13 @@ def deprovision(client: Any, pool_type: str, options: Any, *, yes: bool, as_json
         with progress:
             removed = plan.teardown(on_event)
     block = provisioner.credentials_block_name()
-    if any(r.data.get("credentials_block") == block and r.created for r in records):
+    if block and any(r.data.get("credentials_block") == block and r.created for r in records):
         try:
             client.delete_block(block)
         except NotFound:
             pass
     if not as_json:
-        console().print(f"Removed {len(removed)} resources of pool '{options.pool_name}'.")
+        console().print(f"Removed {len(removed)} resources of pool '{pool_name}'.")
     return removed
 
 

@@ -8,6 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
+from push_pools.cli.provision_flags import (
+    chosen_values,
+    provision_infra_help,
+    refuse_given,
+    with_provision_flags,
+)
+
 app = typer.Typer(help="Create and manage work pools.", no_args_is_help=True, rich_markup_mode=None)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable fields) for scripts.")]
@@ -77,8 +84,7 @@ ProvisionFlag = Annotated[
     bool,
     typer.Option(
         "--provision-infra",
-        help="Create what the pool needs in your cloud account first (ecs:push: IAM user and "
-        "roles, cluster, log group, registry, network, credentials block).",
+        help=provision_infra_help(),
     ),
 ]
 DryRunOption = Annotated[
@@ -86,59 +92,12 @@ DryRunOption = Annotated[
     typer.Option("--dry-run", help="Only show the plan (with --json: as JSON); change nothing."),
 ]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-RegionOption = Annotated[str | None, typer.Option(help="Cloud region (default: your AWS config).")]
-ProfileOption = Annotated[str | None, typer.Option(help="AWS profile to use.")]
-TaskRoleOption = Annotated[
-    bool, typer.Option("--create-task-role", help="Also create a task role for the flows.")
-]
-RetentionOption = Annotated[
-    int | None, typer.Option(help="Days CloudWatch keeps the flows' logs (default 30).")
-]
-NamesOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--resource-name",
-        help="Override a created resource's name, KEY=NAME (repeatable); for ecs:push KEY is "
-        "user, policy, execution_role, task_role, cluster, log_group, repository, "
-        "security_group or vpc. Naming an existing resource we did not create adopts it.",
-    ),
-]
-EndpointOption = Annotated[
-    str | None, typer.Option(hidden=True, help="One endpoint for every cloud API (emulators).")
-]
-
-
-def _provision_options(
-    name: str,
-    region: str | None,
-    profile: str | None,
-    create_task_role: bool,
-    log_retention_days: int | None,
-    endpoint_url: str | None,
-    resource_names: list[str] | None = None,
-) -> Any:
-    from provisioners.registry import ProvisionOptions
-    from push_pools.errors import InvalidInput
-
-    names = []
-    for pair in resource_names or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key or not value:
-            raise InvalidInput(f"--resource-name '{pair}' is not of the form KEY=NAME")
-        names.append((key, value))
-    return ProvisionOptions(
-        names=tuple(names),
-        pool_name=name,
-        region=region,
-        profile=profile,
-        create_task_role=create_task_role,
-        log_retention_days=log_retention_days,
-        endpoint_url=endpoint_url,
-    )
 
 
 @app.command("create")
+@with_provision_flags()
 def create(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Unique name of the pool.")],
     type: Annotated[str, typer.Option("--type", "-t", help="Pool type, e.g. 'process'.")],
     base_job_template: TemplateOption = None,
@@ -150,13 +109,8 @@ def create(
     provision_infra: ProvisionFlag = False,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
-    region: RegionOption = None,
-    profile: ProfileOption = None,
-    create_task_role: TaskRoleOption = False,
-    log_retention_days: RetentionOption = None,
-    endpoint_url: EndpointOption = None,
-    resource_name: NamesOption = None,
     as_json: JsonOption = False,
+    **cloud_options: Any,
 ) -> None:
     """Create a work pool with its 'default' queue (and, with --provision-infra, its cloud
     infrastructure)."""
@@ -166,6 +120,8 @@ def create(
     pool_type = pool_types.get(type)  # an unknown type is refused before anything is sent
     if dry_run and not provision_infra:
         raise InvalidInput("--dry-run previews --provision-infra; add --provision-infra")
+    if not provision_infra:
+        refuse_given(ctx, cloud_options, "is an option of --provision-infra; add --provision-infra")
     template = read_template(base_job_template) if base_job_template is not None else None
     body: dict[str, Any] = {
         "name": name,
@@ -183,19 +139,11 @@ def create(
                 raise AlreadyExists(f"work pool '{name}' already exists")
             except NotFound:
                 pass
-            options = _provision_options(
-                name,
-                region,
-                profile,
-                create_task_role,
-                log_retention_days,
-                endpoint_url,
-                resource_name,
-            )
             defaults = provision(
                 client,
                 type,
-                options,
+                name,
+                chosen_values(ctx, type, cloud_options),
                 dry_run=dry_run,
                 yes=yes,
                 as_json=as_json,
@@ -302,7 +250,9 @@ def clear_concurrency_limit(
 
 
 @app.command("delete")
+@with_provision_flags(teardown=True)
 def delete(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument()],
     yes: YesOption = False,
     force: Annotated[
@@ -319,10 +269,8 @@ def delete(
             "--deprovision-infra", help="First remove the cloud resources push-pools created."
         ),
     ] = False,
-    region: RegionOption = None,
-    profile: ProfileOption = None,
-    endpoint_url: EndpointOption = None,
     as_json: JsonOption = False,
+    **cloud_options: Any,
 ) -> None:
     """Delete a pool and its queues. A pool with deployments or unfinished runs is deleted only
     with --force."""
@@ -330,6 +278,8 @@ def delete(
     from push_pools.cli.output import console, print_json
     from push_pools.errors import Conflict
 
+    if not deprovision_infra:
+        refuse_given(ctx, cloud_options, "is an option of --deprovision-infra")
     with _client() as client:
         # Asked first without changing anything: a refusal (or a typo) must come before the
         # question and before any cloud resource is removed.
@@ -345,7 +295,7 @@ def delete(
             f"Delete work pool '{name}'{' and ' + ' and '.join(effects) if effects else ''}?", yes
         )
         if deprovision_infra:
-            _deprovision(client, name, region, profile, endpoint_url, yes=True, as_json=as_json)
+            _deprovision(ctx, client, name, cloud_options, yes=True, as_json=as_json)
         outcome = client.delete_work_pool(name, force=force)
     if as_json:
         print_json(outcome)
@@ -361,38 +311,31 @@ def delete(
 
 
 def _deprovision(
+    ctx: typer.Context,
     client: Any,
     name: str,
-    region: str | None,
-    profile: str | None,
-    endpoint_url: str | None,
+    cloud_options: dict[str, Any],
     *,
     yes: bool,
     as_json: bool,
 ) -> list[Any]:
     from push_pools.cli.provision import deprovision
 
-    pool = client.get_work_pool(name)
-    defaults = pool["base_job_template"].get("variables", {}).get("properties", {})
-    # The region and endpoint the pool was provisioned with, unless the user says otherwise.
-    region = region or defaults.get("region", {}).get("default")
-    endpoint_url = endpoint_url or defaults.get("endpoint_url", {}).get("default")
-    options = _provision_options(name, region, profile, False, None, endpoint_url)
-    return deprovision(client, pool["type"], options, yes=yes, as_json=as_json)
+    pool_type = client.get_work_pool(name)["type"]
+    # Where the pool was provisioned (region, project, ...) comes from its records.
+    values = chosen_values(ctx, pool_type, cloud_options, teardown=True)
+    return deprovision(client, pool_type, name, values, yes=yes, as_json=as_json)
 
 
 @app.command("provision-infra")
+@with_provision_flags()
 def provision_infra(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="An existing pool.")],
     dry_run: DryRunOption = False,
     yes: YesOption = False,
-    region: RegionOption = None,
-    profile: ProfileOption = None,
-    create_task_role: TaskRoleOption = False,
-    log_retention_days: RetentionOption = None,
-    endpoint_url: EndpointOption = None,
-    resource_name: NamesOption = None,
     as_json: JsonOption = False,
+    **cloud_options: Any,
 ) -> None:
     """Create (or repair) the cloud infrastructure of an existing pool and point its job
     template at it. Safe to run again: only what is missing or drifted changes."""
@@ -400,19 +343,11 @@ def provision_infra(
 
     with _client() as client:
         pool = client.get_work_pool(name)
-        options = _provision_options(
-            name,
-            region,
-            profile,
-            create_task_role,
-            log_retention_days,
-            endpoint_url,
-            resource_name,
-        )
         defaults = provision(
             client,
             pool["type"],
-            options,
+            name,
+            chosen_values(ctx, pool["type"], cloud_options),
             dry_run=dry_run,
             yes=yes,
             as_json=as_json,
@@ -426,22 +361,21 @@ def provision_infra(
 
 
 @app.command("deprovision-infra")
+@with_provision_flags(teardown=True)
 def deprovision_infra(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The pool whose infrastructure to remove.")],
     yes: YesOption = False,
-    region: RegionOption = None,
-    profile: ProfileOption = None,
-    endpoint_url: EndpointOption = None,
     as_json: JsonOption = False,
+    **cloud_options: Any,
 ) -> None:
     """Remove exactly the cloud resources push-pools created for the pool, last first (also
-    after a half-finished provisioning). Resources it adopted, like a default VPC, stay."""
+    after a half-finished provisioning). Resources it adopted, like a default VPC, stay.
+    Where they are (region, project) comes from the pool's provisioning records."""
     from push_pools.cli.output import print_json
 
     with _client() as client:
-        removed = _deprovision(
-            client, name, region, profile, endpoint_url, yes=yes, as_json=as_json
-        )
+        removed = _deprovision(ctx, client, name, cloud_options, yes=yes, as_json=as_json)
     if as_json:
         print_json([r.to_dict() for r in removed])
 
