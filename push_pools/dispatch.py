@@ -3,7 +3,9 @@
 One `Dispatcher` serves every push pool type; a type's executor comes from the pool-type
 registry, so adding an infrastructure never touches this module. Several dispatchers (servers)
 may share one PostgreSQL store: claims use SKIP LOCKED, and infrastructure names derive from the
-run id, so a submit retried by another dispatcher adopts what the first one started.
+run id, so a submit retried by another dispatcher adopts what the first one started. Runs
+whose infrastructure lives on one host's disk (managed sandboxes) are the exception: only that
+host's dispatcher watches or resubmits them (push_pools/hosts.py for hosts that die).
 """
 
 from __future__ import annotations
