@@ -3,7 +3,9 @@
 One `Dispatcher` serves every push pool type; a type's executor comes from the pool-type
 registry, so adding an infrastructure never touches this module. Several dispatchers (servers)
 may share one PostgreSQL store: claims use SKIP LOCKED, and infrastructure names derive from the
-run id, so a submit retried by another dispatcher adopts what the first one started.
+run id, so a submit retried by another dispatcher adopts what the first one started. Runs
+whose infrastructure lives on one host's disk (managed sandboxes) are the exception: only that
+host's dispatcher watches or resubmits them (push_pools/hosts.py for hosts that die).
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 
-from push_pools import pool_types, templates
+from push_pools import pool_types, settings, templates
 from push_pools.errors import PushPoolsError
 from push_pools.executors import load_executor
 from push_pools.executors.base import InfrastructureState, InfrastructureStatus, Submission
+from push_pools.hosts import HostWatch
 from push_pools.states import ACTIVE, FINAL, StateType
 from push_pools.store import run_tokens
 from push_pools.store import runs as run_store
@@ -58,7 +61,31 @@ class _Check:
     interval: float = 0.5
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """A submitted run as the watcher read it: what it acts on with no transaction open, and
+    what the run must still be when the outcome is written back (compare-and-set)."""
+
+    run_id: str
+    pool: WorkPool
+    infrastructure_id: str
+    state: StateType
+    state_timestamp: datetime
+    keep_infrastructure: bool
+    # Why the run is past its start timeout or maximum run time, if it is.
+    deadline: str | None
+
+
 class Dispatcher:
+    """Claims, submits and watches the runs of push pools.
+
+    No executor call (cloud API, sandbox files) happens while a database transaction is open:
+    the loop reads in one short transaction, calls the executor with none open, and writes the
+    outcome back in another, only if the run has not changed in between. On SQLite a
+    transaction holds the whole database, so a slow cloud call inside one would hold up every
+    API request.
+    """
+
     def __init__(
         self,
         store: Store,
@@ -70,6 +97,8 @@ class Dispatcher:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         executor_factory: Callable[[str], Any] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        host_id: str | None = None,
+        host_timeout_seconds: float | None = None,
     ) -> None:
         self.store = store
         # When each run's next check is due; injectable so that tests of the backoff do not
@@ -79,6 +108,14 @@ class Dispatcher:
         self.name = name or default_dispatcher_name()
         self.batch_size = batch_size
         self.lease = timedelta(seconds=lease_seconds)
+        self.host_id = host_id or settings.host_id()
+        self.hosts = HostWatch(
+            store,
+            self.host_id,
+            timeout=host_timeout_seconds or settings.host_timeout_seconds(),
+            name=self.name,
+            monotonic=monotonic,
+        )
         self._executor_factory = executor_factory or (lambda pool_type: load_executor(pool_type))
         self._executors: dict[str, Any] = {}
         self._pool = ThreadPoolExecutor(max_workers=submit_threads, thread_name_prefix="submit")
@@ -88,6 +125,7 @@ class Dispatcher:
         self._introduced: set[str] = set()
         # Infrastructure ids this dispatcher already asked its executor to stop.
         self._stopping: set[str] = set()
+        self._box: Any = None
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -95,6 +133,7 @@ class Dispatcher:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> Dispatcher:
+        self.hosts.start()
         self._thread = threading.Thread(target=self.run_forever, name="dispatcher", daemon=True)
         self._thread.start()
         return self
@@ -104,6 +143,7 @@ class Dispatcher:
         self.wake.set()
         if self._thread is not None:
             self._thread.join(30)
+        self.hosts.stop()
         self._pool.shutdown(wait=True)
 
     def run_forever(self) -> None:
@@ -128,10 +168,34 @@ class Dispatcher:
         return max(0.05, min(1.0, soonest))
 
     def executor(self, pool_type: str) -> Any:
+        """The pool type's executor, made on first use; never call this inside a transaction
+        (making one may touch the disk or build cloud clients)."""
         executor = self._executors.get(pool_type)
         if executor is None:
             executor = self._executors[pool_type] = self._executor_factory(pool_type)
         return executor
+
+    def _executors_for(self, pools: list[WorkPool]) -> dict[str, Any]:
+        return {t: self.executor(t) for t in sorted({p.type for p in pools})}
+
+    def _owns(self, executor: Any, run: FlowRun) -> bool:
+        """Whether this dispatcher watches and resubmits `run`: any server may for cloud
+        infrastructure; for a run on a host's own disk (managed), only that host's server.
+        Runs recorded before hosts were (no host id) stay anyone's, as they were."""
+        return not _runs_on_host(executor) or run.host_id in (None, self.host_id)
+
+    def _secret_box(self) -> Any:
+        """The encryption key for credentials blocks, read from its file outside any
+        transaction; kept once found. A PushPoolsError (no key) is returned, not raised: it
+        matters only to a run whose template names a block."""
+        from push_pools.blocks import SecretBox
+
+        if self._box is None:
+            try:
+                self._box = SecretBox.from_environment(create=False)
+            except PushPoolsError as exc:
+                return exc
+        return self._box
 
     # --- submitting ------------------------------------------------------------------------------
 
@@ -141,18 +205,33 @@ class Dispatcher:
 
     def dispatch_once(self) -> int:
         """Claim due runs of every push pool and submit them. Returns how many were submitted."""
+        with self.store.session() as session:
+            known = self.push_pools(session)
+        if not known:
+            return 0
+        executors = self._executors_for(known)
+        box = self._secret_box()
         jobs: list[tuple[str, str, Submission | None, str | None]] = []
         with self.store.session() as session:
             for pool in self.push_pools(session):
+                executor = executors.get(pool.type)
+                if executor is None:
+                    continue  # a pool of a new type, made since the read above: next tick
+                on_host = _runs_on_host(executor)
                 claimed = run_store.claim_runs(
                     session, pool, claimer=self.name, limit=self.batch_size
                 ).runs
-                claimed += self._take_over_stale_claims(session, pool)
+                if on_host:
+                    for run in claimed:
+                        run.host_id = self.host_id
+                claimed += self._take_over_stale_claims(
+                    session, pool, on_host, {run.id for run in claimed}
+                )
                 # Read once for the batch, not once per run.
                 deployments = _load_deployments(session, claimed)
                 for run in claimed:
                     deployment = deployments.get(run.deployment_id or "")
-                    submission, error = self._prepare(session, pool, run, deployment)
+                    submission, error = self._prepare(session, pool, run, box, deployment)
                     jobs.append((pool.type, run.id, submission, error))
         if not jobs:
             return 0
@@ -162,7 +241,7 @@ class Dispatcher:
                 error,
                 None
                 if submission is None
-                else self._pool.submit(self.executor(pool_type).submit, submission),
+                else self._pool.submit(executors[pool_type].submit, submission),
             )
             for pool_type, run_id, submission, error in jobs
         ]
@@ -180,22 +259,29 @@ class Dispatcher:
         self._record_submissions(outcomes)
         return len(jobs)
 
-    def _take_over_stale_claims(self, session: Any, pool: WorkPool) -> list[FlowRun]:
+    def _take_over_stale_claims(
+        self, session: Any, pool: WorkPool, on_host: bool, just_claimed: set[str]
+    ) -> list[FlowRun]:
         cutoff = utcnow() - self.lease
-        stale = list(
-            session.scalars(
-                select(FlowRun)
-                .where(
-                    FlowRun.work_pool_id == pool.id,
-                    FlowRun.state_type == StateType.PENDING.value,
-                    FlowRun.infrastructure_id.is_(None),
-                    FlowRun.state_timestamp < cutoff,
-                )
-                .limit(self.batch_size)
-            )
+        query = select(FlowRun).where(
+            FlowRun.work_pool_id == pool.id,
+            FlowRun.state_type == StateType.PENDING.value,
+            FlowRun.infrastructure_id.is_(None),
+            FlowRun.state_timestamp < cutoff,
         )
+        if on_host:
+            # Another host's claim may have started a sandbox on that host's disk, where our
+            # submit cannot find it to adopt: a second copy would run. Left to that host (or,
+            # if it is gone, to its missing heartbeat).
+            query = query.where(or_(FlowRun.host_id.is_(None), FlowRun.host_id == self.host_id))
+        stale = list(session.scalars(query.limit(self.batch_size)))
         taken = []
         for run in stale:
+            if run.id in just_claimed:
+                continue  # ours, from this very transaction (a lease shorter than a claim)
+            values: dict[str, Any] = {"worker_name": self.name, "state_timestamp": utcnow()}
+            if on_host:
+                values["host_id"] = self.host_id
             # Compare-and-set: only one dispatcher takes over a given stale claim.
             result = session.execute(
                 update(FlowRun)
@@ -204,7 +290,7 @@ class Dispatcher:
                     FlowRun.infrastructure_id.is_(None),
                     FlowRun.state_timestamp == run.state_timestamp,
                 )
-                .values(worker_name=self.name, state_timestamp=utcnow())
+                .values(**values)
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount == 1:
@@ -213,20 +299,25 @@ class Dispatcher:
         return taken
 
     def _prepare(
-        self, session: Any, pool: WorkPool, run: FlowRun, deployment: Deployment | None = None
+        self,
+        session: Any,
+        pool: WorkPool,
+        run: FlowRun,
+        box: Any,
+        deployment: Deployment | None = None,
     ) -> tuple[Submission | None, str | None]:
-        """Render the run's job configuration with its credentials; or say why it cannot run."""
-        from push_pools.blocks import SecretBox
+        """Render the run's job configuration with its credentials; or say why it cannot run.
+
+        `box`: what _secret_box() returned, read before the transaction began."""
         from push_pools.store.blocks import resolve_block
 
         values = run_store.job_values(session, pool, run, deployment)
-        box: list[SecretBox] = []
 
         def resolve(block_type: str, block_name: str) -> dict[str, Any]:
-            if not box:
-                box.append(SecretBox.from_environment(create=False))
             try:
-                return resolve_block(session, box[0], block_type, block_name)
+                if isinstance(box, PushPoolsError):
+                    raise box
+                return resolve_block(session, box, block_type, block_name)
             except PushPoolsError as exc:
                 raise PushPoolsError(
                     f"cannot use credentials block '{block_name}' ({block_type}): {exc.message}"
@@ -321,176 +412,274 @@ class Dispatcher:
                     )
                 )
             )
-            due = [
-                r
-                for r in rows
-                if r.state_type == StateType.CANCELLING.value
-                or self._checks.setdefault(r.id, _Check(due=clock)).due <= clock
+        executors = self._executors_for(list(pools.values()))
+        mine = [r for r in rows if self._owns(executors[pools[r.work_pool_id or ""].type], r)]
+        for run_id in set(self._checks) - {r.id for r in mine}:
+            del self._checks[run_id]  # released, deleted or another host's: nothing to check
+        due = [
+            r
+            for r in mine
+            if r.state_type == StateType.CANCELLING.value
+            or self._checks.setdefault(r.id, _Check(due=clock)).due <= clock
+        ]
+        if not due:
+            return
+        strangers = [
+            r
+            for r in due
+            if r.infrastructure_id not in self._introduced
+            and executors[pools[r.work_pool_id or ""].type].needs_remember
+        ]
+        box = self._secret_box() if strangers else None
+        with self.store.session() as session:
+            seen = self._read(session, pools, due)
+            introductions = [
+                (run, self._prepare(session, pools[run.work_pool_id or ""], run, box))
+                for run in strangers
             ]
-            for run in due:
-                self._introduce(session, pools[run.work_pool_id or ""], run)
-            work = [(pools[r.work_pool_id], r.id, r.infrastructure_id) for r in due]
-        by_type: dict[str, list[tuple[WorkPool, str, str]]] = {}
-        for pool, run_id, infrastructure_id in work:
-            by_type.setdefault(pool.type, []).append((pool, run_id, infrastructure_id or ""))
+        self._introduce(executors, pools, introductions)
+        self._introduced.update(r.infrastructure_id or "" for r in due)
+
+        by_type: dict[str, list[_Seen]] = {}
+        for item in seen:
+            by_type.setdefault(item.pool.type, []).append(item)
         for pool_type, items in by_type.items():
-            executor = self.executor(pool_type)
+            executor = executors[pool_type]
             for start in range(0, len(items), STATUS_BATCH):
                 batch = items[start : start + STATUS_BATCH]
                 try:
-                    statuses = executor.status([i for _, _, i in batch])
+                    statuses = executor.status([i.infrastructure_id for i in batch])
                 except Exception as exc:  # a cloud outage: look again later, crash nothing
                     log.warning("status of %d %s runs failed: %s", len(batch), pool_type, exc)
-                    for _, run_id, _ in batch:
-                        self._back_off(run_id)
+                    for item in batch:
+                        self._back_off(item.run_id)
                     continue
-                for pool, run_id, infrastructure_id in batch:
+                for item in batch:
                     status = statuses.get(
-                        infrastructure_id, InfrastructureStatus(InfrastructureState.MISSING)
+                        item.infrastructure_id, InfrastructureStatus(InfrastructureState.MISSING)
                     )
-                    self._act_on(executor, pool, run_id, infrastructure_id, status)
+                    self._act_on(executor, item, status)
 
-    def _act_on(
-        self,
-        executor: Any,
-        pool: WorkPool,
-        run_id: str,
-        infrastructure_id: str,
-        status: InfrastructureStatus,
-    ) -> None:
-        gone = status.state in (InfrastructureState.EXITED, InfrastructureState.MISSING)
-        stop_reason: str | None = None
-        with self.store.session() as session:
-            try:
-                # Locked: two servers that both see the infrastructure gone record one crash.
-                run = run_store.lock_run(session, run_id)
-            except PushPoolsError:
-                self._checks.pop(run_id, None)
-                return
-            state = StateType(run.state_type)
-            if state in FINAL:
-                if gone or state == StateType.CANCELLED:
-                    if not gone:
-                        stop_reason = "cancelled"
-                    else:
-                        self._release(executor, session, pool, run)
-                        return
-            elif state == StateType.CANCELLING:
-                stop_reason = "cancelled"
-            elif gone:
-                self._keep_infrastructure_logs(session, executor, run, infrastructure_id)
-                run_store.record_state(
-                    session,
-                    run,
-                    StateType.CRASHED,
-                    _crash_message(status),
-                    {
-                        "exit_code": status.exit_code,
-                        "reason": status.reason,
-                        "infrastructure_id": infrastructure_id,
-                        "dispatcher": self.name,
-                    },
+    def _read(self, session: Any, pools: dict[str, WorkPool], due: list[FlowRun]) -> list[_Seen]:
+        """What the watcher needs of each due run, read in one transaction: its job variables'
+        deadlines and whether to keep its infrastructure."""
+        now = utcnow()
+        claimed_at = _claim_times(
+            session, [r.id for r in due if r.state_type == StateType.PENDING.value]
+        )
+        seen = []
+        for run in due:
+            pool = pools[run.work_pool_id or ""]
+            values = run_store.job_values(session, pool, run)
+            pool_type = pool_types.get(pool.type)
+            seen.append(
+                _Seen(
+                    run_id=run.id,
+                    pool=pool,
+                    infrastructure_id=run.infrastructure_id or "",
+                    state=StateType(run.state_type),
+                    state_timestamp=run.state_timestamp,
+                    keep_infrastructure=bool(
+                        _variable(values, pool_type.keep_infrastructure_variable)
+                    ),
+                    deadline=_deadline_passed(
+                        pool_type, values, run, claimed_at.get(run.id) or run.state_timestamp, now
+                    ),
                 )
-                self._checks[run_id] = _Check(due=self._monotonic())
+            )
+        return seen
+
+    def _introduce(
+        self,
+        executors: dict[str, Any],
+        pools: dict[str, WorkPool],
+        introductions: list[tuple[FlowRun, tuple[Submission | None, str | None]]],
+    ) -> None:
+        """Give executors the runs they did not submit (after a restart, or another server's),
+        so they reach that run's infrastructure with the run's own credentials."""
+        for run, (submission, error) in introductions:
+            if submission is None:
+                log.warning("cannot reach the infrastructure of run %s: %s", run.id, error)
+                continue
+            executor = executors[pools[run.work_pool_id or ""].type]
+            executor.remember(run.infrastructure_id or "", submission)
+
+    def _act_on(self, executor: Any, seen: _Seen, status: InfrastructureStatus) -> None:
+        """Do what the run's state and its infrastructure's status call for: executor calls
+        first, with no transaction open, then the outcome if the run is still as seen."""
+        gone = status.state in (InfrastructureState.EXITED, InfrastructureState.MISSING)
+        if seen.state in FINAL:
+            if gone:
+                self._release(executor, seen)
                 return
-            else:
-                stop_reason = self._deadline_passed(session, pool, run)
-                if stop_reason is not None:
-                    run_store.record_state(
-                        session,
-                        run,
-                        StateType.CRASHED,
-                        stop_reason,
-                        {"infrastructure_id": infrastructure_id, "dispatcher": self.name},
-                    )
-            self._back_off(run_id)
-        if stop_reason is not None and infrastructure_id not in self._stopping:
-            # Asked once: the infrastructure may take a while to stop, and each check in the
-            # meantime must not send another stop request.
-            self._stopping.add(infrastructure_id)
+            if seen.state == StateType.CANCELLED:
+                self._stop(executor, seen.infrastructure_id)
+        elif seen.state == StateType.CANCELLING:
+            if self._stop(executor, seen.infrastructure_id) or gone:
+                self._write_back(seen, self._cancelled)
+        elif gone:
+            lines = self._infrastructure_output(executor, seen)
+            if lines is not None and self._write_back(seen, self._crashed(status, lines)):
+                # Soon again: the infrastructure is to be cleaned up.
+                self._checks[seen.run_id] = _Check(due=self._monotonic())
+            return
+        elif seen.deadline is not None:
+            if self._write_back(seen, self._crashed_by_deadline(seen.deadline)):
+                self._stop(executor, seen.infrastructure_id)
+        self._back_off(seen.run_id)
+
+    def _write_back(self, seen: _Seen, change: Callable[[Any, FlowRun], None]) -> bool:
+        """Apply `change` to the run in a short transaction if the run is still as `seen`
+        (state, its time and infrastructure); otherwise look at it again on the next tick."""
+        with self.store.session() as session:
+            run = session.scalar(select(FlowRun).where(FlowRun.id == seen.run_id).with_for_update())
+            if run is None:
+                self._checks.pop(seen.run_id, None)
+                return False
+            if not _unchanged(run, seen):
+                # Changed while we were calling the executor: another server or the engine got
+                # there first. What we saw is stale; the next tick decides afresh.
+                self._checks[seen.run_id] = _Check(due=self._monotonic())
+                return False
+            change(session, run)
+            return True
+
+    def _cancelled(self, session: Any, run: FlowRun) -> None:
+        run_store.record_state(
+            session,
+            run,
+            StateType.CANCELLED,
+            "cancelled; infrastructure stopped",
+            {"infrastructure_id": run.infrastructure_id, "dispatcher": self.name},
+        )
+
+    def _crashed(
+        self, status: InfrastructureStatus, lines: list[str]
+    ) -> Callable[[Any, FlowRun], None]:
+        def change(session: Any, run: FlowRun) -> None:
+            from push_pools.models import LogIn
+
+            if lines and not _has_logs(session, run.id):
+                run_store.add_logs(
+                    session, run.id, [LogIn(message=f"[infrastructure] {line}") for line in lines]
+                )
+            run_store.record_state(
+                session,
+                run,
+                StateType.CRASHED,
+                _crash_message(status),
+                {
+                    "exit_code": status.exit_code,
+                    "reason": status.reason,
+                    "infrastructure_id": run.infrastructure_id,
+                    "dispatcher": self.name,
+                },
+            )
+
+        return change
+
+    def _crashed_by_deadline(self, reason: str) -> Callable[[Any, FlowRun], None]:
+        def change(session: Any, run: FlowRun) -> None:
+            run_store.record_state(
+                session,
+                run,
+                StateType.CRASHED,
+                reason,
+                {"infrastructure_id": run.infrastructure_id, "dispatcher": self.name},
+            )
+
+        return change
+
+    def _stop(self, executor: Any, infrastructure_id: str) -> bool:
+        """Ask the executor to stop the infrastructure, once: it may take a while to stop, and
+        each check in the meantime must not send another request. True if asked now."""
+        if infrastructure_id in self._stopping:
+            return False
+        self._stopping.add(infrastructure_id)
+        try:
             executor.cancel(infrastructure_id)
-            with self.store.session() as session:
-                run = run_store.lock_run(session, run_id)
-                if run.state_type == StateType.CANCELLING.value:
-                    run_store.record_state(
-                        session,
-                        run,
-                        StateType.CANCELLED,
-                        "cancelled; infrastructure stopped",
-                        {"infrastructure_id": infrastructure_id, "dispatcher": self.name},
-                    )
-            self._back_off(run_id)
+        except Exception as exc:  # a cloud outage: asked again on a later check
+            self._stopping.discard(infrastructure_id)
+            log.warning("could not stop %s: %s", infrastructure_id, exc)
+            return False
+        return True
 
     def _back_off(self, run_id: str) -> None:
         check = self._checks.setdefault(run_id, _Check(due=0))
         check.interval = min(check.interval * 2, MAX_CHECK_INTERVAL)
         check.due = self._monotonic() + check.interval
 
-    def _introduce(self, session: Any, pool: WorkPool, run: FlowRun) -> None:
-        """Give the executor a run it did not submit (after a restart, or another server's),
-        so it can reach that run's infrastructure with the run's own credentials."""
-        infrastructure_id = run.infrastructure_id or ""
-        if infrastructure_id in self._introduced:
-            return
-        self._introduced.add(infrastructure_id)
-        executor = self.executor(pool.type)
-        if not executor.needs_remember:
-            return
-        submission, error = self._prepare(session, pool, run)
-        if submission is not None:
-            executor.remember(infrastructure_id, submission)
-        else:
-            log.warning("cannot reach the infrastructure of run %s: %s", run.id, error)
-
-    def _keep_infrastructure_logs(
-        self, session: Any, executor: Any, run: FlowRun, infrastructure_id: str
-    ) -> None:
-        """When the engine never shipped a line, keep the infrastructure's own output as the
-        run's logs, so `flow-run logs` shows why it died."""
-        from push_pools.models import LogIn
-        from push_pools.store.tables import Log
-
-        if session.scalar(select(Log.id).where(Log.flow_run_id == run.id).limit(1)):
-            return
+    def _infrastructure_output(self, executor: Any, seen: _Seen) -> list[str] | None:
+        """The infrastructure's last output lines, to keep as the run's logs when the engine
+        never shipped one, so `flow-run logs` shows why it died. None if the run has changed
+        since it was seen (the caller then leaves it to the next tick)."""
+        with self.store.session() as session:
+            run = session.get(FlowRun, seen.run_id)
+            if run is None or not _unchanged(run, seen):
+                self._checks[seen.run_id] = _Check(due=self._monotonic())
+                return None
+            if _has_logs(session, run.id):
+                return []
         try:
-            lines = executor.logs(infrastructure_id, 200)
+            return list(executor.logs(seen.infrastructure_id, 200))
         except Exception as exc:  # logs are a courtesy; the crash is recorded regardless
-            log.warning("could not read the output of %s: %s", infrastructure_id, exc)
-            return
-        if lines:
-            run_store.add_logs(
-                session, run.id, [LogIn(message=f"[infrastructure] {line}") for line in lines]
-            )
+            log.warning("could not read the output of %s: %s", seen.infrastructure_id, exc)
+            return []
 
-    def _deadline_passed(self, session: Any, pool: WorkPool, run: FlowRun) -> str | None:
-        values = run_store.job_values(session, pool, run)
-        pool_type = pool_types.get(pool.type)
-        now = utcnow()
-        if run.state_type == StateType.PENDING.value:
-            limit = (
-                _variable(values, pool_type.start_timeout_variable) or DEFAULT_START_TIMEOUT_SECONDS
-            )
-            claimed_at = _claim_time(session, run) or run.state_timestamp
-            if now - claimed_at > timedelta(seconds=float(limit)):
-                return f"did not start within its start timeout of {limit:g} s"
-        max_run = _variable(values, pool_type.max_run_variable)
-        if run.state_type == StateType.RUNNING.value and max_run and run.start_time:
-            if now - run.start_time > timedelta(seconds=float(max_run)):
-                return f"exceeded its maximum run time of {max_run:g} s"
-        return None
-
-    def _release(self, executor: Any, session: Any, pool: WorkPool, run: FlowRun) -> None:
-        values = run_store.job_values(session, pool, run)
-        keep = _variable(values, pool_types.get(pool.type).keep_infrastructure_variable)
-        if not keep:
+    def _release(self, executor: Any, seen: _Seen) -> None:
+        if not seen.keep_infrastructure:
             try:
-                executor.cleanup(run.infrastructure_id)
-            except PushPoolsError as exc:
-                log.warning("cleanup of %s failed: %s", run.infrastructure_id, exc.message)
+                executor.cleanup(seen.infrastructure_id)
+            except Exception as exc:  # a cloud outage: cleaned up on a later check
+                message = exc.message if isinstance(exc, PushPoolsError) else str(exc)
+                log.warning("cleanup of %s failed: %s", seen.infrastructure_id, message)
+                self._back_off(seen.run_id)
                 return
-        run.infrastructure_released = True
-        self._checks.pop(run.id, None)
-        self._stopping.discard(run.infrastructure_id or "")
+
+        def released(_session: Any, run: FlowRun) -> None:
+            run.infrastructure_released = True
+
+        if self._write_back(seen, released):
+            self._checks.pop(seen.run_id, None)
+            self._stopping.discard(seen.infrastructure_id)
+
+
+def _runs_on_host(executor: Any) -> bool:
+    """Whether the executor's infrastructure lives on this host's own disk (managed sandboxes),
+    where no other host can reach it."""
+    return bool(getattr(executor, "runs_on_host", False))
+
+
+def _unchanged(run: FlowRun, seen: _Seen) -> bool:
+    return (
+        run.state_type == seen.state.value
+        and (run.infrastructure_id or "") == seen.infrastructure_id
+        and run.state_timestamp == seen.state_timestamp
+    )
+
+
+def _has_logs(session: Any, run_id: str) -> bool:
+    from push_pools.store.tables import Log
+
+    return session.scalar(select(Log.id).where(Log.flow_run_id == run_id).limit(1)) is not None
+
+
+def _deadline_passed(
+    pool_type: pool_types.PoolType,
+    values: dict[str, Any],
+    run: FlowRun,
+    claimed_at: datetime,
+    now: datetime,
+) -> str | None:
+    if run.state_type == StateType.PENDING.value:
+        limit = _variable(values, pool_type.start_timeout_variable) or DEFAULT_START_TIMEOUT_SECONDS
+        if now - claimed_at > timedelta(seconds=float(limit)):
+            return f"did not start within its start timeout of {limit:g} s"
+    max_run = _variable(values, pool_type.max_run_variable)
+    if run.state_type == StateType.RUNNING.value and max_run and run.start_time:
+        if now - run.start_time > timedelta(seconds=float(max_run)):
+            return f"exceeded its maximum run time of {max_run:g} s"
+    return None
 
 
 def _variable(values: dict[str, Any], name: str | None) -> Any:
@@ -505,15 +694,21 @@ def _load_deployments(session: Any, runs: list[FlowRun]) -> dict[str, Deployment
     return {d.id: d for d in session.scalars(select(Deployment).where(Deployment.id.in_(ids)))}
 
 
-def _claim_time(session: Any, run: FlowRun) -> datetime | None:
+def _claim_times(session: Any, run_ids: list[str]) -> dict[str, datetime]:
+    """When each run was first claimed (its first Pending state), in one query."""
     from push_pools.store.tables import FlowRunState
 
-    return session.scalar(
-        select(FlowRunState.timestamp)
-        .where(FlowRunState.flow_run_id == run.id, FlowRunState.type == StateType.PENDING.value)
-        .order_by(FlowRunState.id)
-        .limit(1)
-    )
+    if not run_ids:
+        return {}
+    rows = session.execute(
+        select(FlowRunState.flow_run_id, func.min(FlowRunState.timestamp))
+        .where(
+            FlowRunState.flow_run_id.in_(run_ids),
+            FlowRunState.type == StateType.PENDING.value,
+        )
+        .group_by(FlowRunState.flow_run_id)
+    ).tuples()
+    return {run_id: claimed_at for run_id, claimed_at in rows}
 
 
 def _crash_message(status: InfrastructureStatus) -> str:

@@ -101,3 +101,66 @@ def managed_uid() -> str | None:
     """`PUSH_POOLS_MANAGED_UID`: the user (name or number) managed runs drop to when the server
     runs as root; default `nobody`."""
     return (os.environ.get("PUSH_POOLS_MANAGED_UID") or "").strip() or None
+
+
+HOST_ID_FILE = "host-id"
+_HOST_ID_MAX = 200
+
+
+def host_id() -> str:
+    """`PUSH_POOLS_HOST_ID`, else an id made once and kept in the home directory: which host a
+    server runs on. Managed runs belong to the host whose disk holds their sandbox; servers
+    sharing a store tell hosts apart by it, so two homes on one machine count as two hosts."""
+    from push_pools.errors import InvalidInput
+
+    raw = (os.environ.get("PUSH_POOLS_HOST_ID") or "").strip()
+    if raw:
+        if len(raw) > _HOST_ID_MAX or not raw.isprintable():
+            raise InvalidInput(
+                f"PUSH_POOLS_HOST_ID must be at most {_HOST_ID_MAX} printable characters; "
+                "unset it to use the id kept in PUSH_POOLS_HOME"
+            )
+        return raw
+    path = home_dir() / HOST_ID_FILE
+    try:
+        existing = path.read_text().strip()
+    except FileNotFoundError:
+        existing = ""
+    if existing:
+        return existing[:_HOST_ID_MAX]
+    import secrets
+    import socket
+
+    # The machine's name for people reading "host ... stopped heartbeating"; the random part
+    # keeps two homes on one machine apart.
+    made = f"{socket.gethostname()[:80]}-{secrets.token_hex(4)}"
+    tmp = path.with_name(f".{HOST_ID_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp.write_text(made + "\n")
+    try:
+        # A link never overwrites: of two servers starting at once on one home, one id wins.
+        os.link(tmp, path)
+    except FileExistsError:
+        made = path.read_text().strip() or made
+    finally:
+        tmp.unlink(missing_ok=True)
+    return made
+
+
+def host_timeout_seconds() -> float:
+    """`PUSH_POOLS_HOST_TIMEOUT_SECONDS` (default 120): how long a host's heartbeat may stay
+    unchanged, as seen from another server on the same store, before that server takes the host
+    for dead and marks its managed runs Crashed. Shorter finds a dead host sooner; longer lets a
+    server be down (an upgrade, a restart) that long without losing the runs it left going."""
+    from push_pools.errors import InvalidInput
+
+    raw = os.environ.get("PUSH_POOLS_HOST_TIMEOUT_SECONDS") or "120"
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 1 <= seconds <= 86_400:
+        raise InvalidInput(
+            f"PUSH_POOLS_HOST_TIMEOUT_SECONDS={raw!r} is not a number of seconds between 1 and "
+            "86400; unset it for the default of 120"
+        )
+    return seconds

@@ -88,6 +88,9 @@ class BaseExecutor:
     # True when status/cancel/cleanup need the run's rendered configuration (cloud credentials,
     # region): the dispatcher then renders it and calls remember() for runs it did not submit.
     needs_remember: bool = False
+    # True when the infrastructure lives on the server's own machine (managed sandboxes): only
+    # the host that started a run watches it, and other servers never take it over.
+    runs_on_host: bool = False
 
     def prepare(self) -> None:
         return None

@@ -143,6 +143,7 @@ class FlowRun(Base):
         Index("ix_flow_runs_claim", "work_pool_id", "state_type", "scheduled_time"),
         Index("ix_flow_runs_deployment", "deployment_id", "state_type"),
         Index("ix_flow_runs_push_watch", "work_pool_id", "infrastructure_released"),
+        Index("ix_flow_runs_host", "host_id", "state_type"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
@@ -168,10 +169,26 @@ class FlowRun(Base):
     infrastructure_id: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Set once a push executor's cleanup ran for the finished run's infrastructure.
     infrastructure_released: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The host (settings.host_id) whose disk holds a managed run's sandbox: only that host's
+    # server watches, resubmits and cleans it up. None for runs on other infrastructure.
+    host_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     run_count: Mapped[int] = mapped_column(Integer, default=0)
     result: Mapped[Any] = mapped_column(JSON, nullable=True)
     created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Host(Base):
+    """A server's host and its heartbeat (store/hosts.py): how other servers on the store tell
+    that the host of a managed run is gone."""
+
+    __tablename__ = "hosts"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # Bumped by every heartbeat. Other servers watch it change on their own monotonic clock,
+    # so a host whose wall clock is off is not taken for dead.
+    beats: Mapped[int] = mapped_column(Integer, default=0)
+    # For people ("last heartbeat at ..."); no decision reads it.
+    last_heartbeat: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class RunToken(Base):

@@ -94,6 +94,10 @@ class ManagedExecutor(BaseExecutor):
     it, the executor detects it itself, once.
     """
 
+    # Its sandboxes live on this host's disk: the dispatcher records the host on each run and
+    # leaves runs of other hosts to their own servers (push_pools/hosts.py).
+    runs_on_host = True
+
     def __init__(self, root: Path | None = None, isolation: Isolation | None = None) -> None:
         base = Path(root) if root is not None else settings.home_dir() / "managed"
         base.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -1,7 +1,7 @@
 """deleted work pools stay as tombstones until their runs' infrastructure is released
 
 Revision ID: 0007
-Revises: 0005 (the integrator re-chains it after 0006)
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
