@@ -13,12 +13,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography.fernet import Fernet, InvalidToken
+from typing import TYPE_CHECKING, Any
 
 from push_pools.errors import InvalidInput
 from push_pools.settings import encryption_key_env, home_dir
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 MASK = "********"
 KEY_FILE_NAME = "encryption.key"
@@ -355,6 +356,9 @@ def mask_in_text(text: str, secrets: Iterable[str]) -> str:
 
 
 def _fernet(key: bytes | str, source: str) -> Fernet:
+    # cryptography is imported only when a key is used: about 8 MiB of an idle server's memory.
+    from cryptography.fernet import Fernet
+
     raw = key.strip().encode("ascii", "replace") if isinstance(key, str) else key.strip()
     try:
         return Fernet(raw)
@@ -381,6 +385,8 @@ def _create_key_file(path: Path) -> None:
     appears complete or fails with FileExistsError, so a concurrent process never reads a
     half-written key and a crash never leaves an empty key file behind.
     """
+    from cryptography.fernet import Fernet
+
     key = Fernet.generate_key()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(8).hex()}.tmp")
     # O_EXCL with mode 0600 at creation: never world-readable, not even before a chmod.
@@ -428,6 +434,8 @@ class SecretBox:
         return f"the key in {path}", path
 
     def can_decrypt(self, token: str) -> bool:
+        from cryptography.fernet import InvalidToken
+
         try:
             self._fernet.decrypt(token)
         except (InvalidToken, TypeError, ValueError):
@@ -463,6 +471,8 @@ class SecretBox:
         return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
 
     def decrypt(self, token: str) -> dict[str, Any]:
+        from cryptography.fernet import InvalidToken
+
         try:
             plaintext = self._fernet.decrypt(token)
         except (InvalidToken, TypeError, ValueError):

@@ -29,8 +29,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from croniter import CroniterBadDateError, CroniterError, croniter
-
 from push_pools.errors import InvalidInput
 
 __all__ = [
@@ -280,6 +278,9 @@ def _normalise_cron(cron: object) -> str:
                 f"the {name} field {field!r} uses random/hashed syntax (R/H), which would make "
                 "fire times differ between calls; use explicit values",
             )
+    # croniter (with dateutil) is imported when a cron is first read, not by every importer.
+    from croniter import CroniterBadDateError, CroniterError, croniter
+
     try:
         croniter(text)
     except (CroniterError, ValueError, TypeError, KeyError, IndexError) as error:
@@ -296,6 +297,8 @@ def _normalise_cron(cron: object) -> str:
 
 def _explain_cron_failure(fields: list[str], error: Exception) -> str:
     """Name the first field that is invalid on its own; fall back to croniter's reason."""
+    from croniter import CroniterError, croniter
+
     for index, field in enumerate(fields):
         probe = ["*"] * 5
         probe[index] = field
@@ -484,6 +487,8 @@ def _offset_range(tz: ZoneInfo, first: datetime, last: datetime) -> tuple[timede
 
 
 def _fires_every_hour(cron: str) -> bool:
+    from croniter import croniter
+
     hours = croniter(cron).expanded[1]
     return hours == ["*"] or set(hours) >= set(range(24))
 
@@ -498,6 +503,8 @@ def _cron_fire_times(
     #   lowest useful wall time  = start + min offset near start
     #   no useful wall time from = bound + max offset near bound
     # "Near" is two days because |offset| < 24 h, which covers instants further away.
+    from croniter import CroniterError, croniter
+
     every_hour = _fires_every_hour(cron)
     two_days = timedelta(days=2)
     lowest_offset, _ = _offset_range(tz, start, start + two_days)

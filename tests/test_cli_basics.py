@@ -138,7 +138,7 @@ GROUPS = {
                   "--job-variable", "--queue", "--tag", "--no-prompt", "--json", "--all"],
     ("demo",): ["--runs"],
     ("deployment", "run"): ["--param", "--job-variable", "--watch"],
-    ("flow-run", "ls"): ["--state", "--deployment", "--limit", "--json"],
+    ("flow-run", "ls"): ["--state", "--deployment", "--pool", "--limit", "--json"],
     ("flow-run", "logs"): ["--follow"],
     ("block", "create"): ["--set", "--from-file", "--overwrite"],
     ("work-pool", "create"): ["--type", "--base-job-template", "--paused", "--concurrency-limit"],

@@ -616,3 +616,56 @@ def test_invalid_schedule_is_refused_and_nothing_is_created(
     assert mentioned in excinfo.value.message
     kept = client.get_deployment(good["id"])["schedules"]
     assert [(s["cron"], s["timezone"]) for s in kept] == [("0 12 * * *", "UTC")]
+
+
+# --- at scale: only due schedules are read, in short transactions ------------------------------
+
+
+def test_a_tick_handles_more_schedules_than_fit_in_one_transaction(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scheduler, "BATCH", 2)
+    ids = [make_deployment(store, [{"cron": "*/5 * * * *"}], name=f"d{i}") for i in range(5)]
+    schedule_due_runs(store, now=utc(2030, 1, 7, 12, 2, 30))
+    expected = every(utc(2030, 1, 7, 12, 5), timedelta(minutes=5), 12)
+    assert [times_of(store, i) for i in ids] == [expected] * 5
+
+
+def test_resuming_a_paused_deployment_makes_its_runs_again(store: Store) -> None:
+    deployment_id = make_deployment(store, [{"cron": "*/5 * * * *"}])
+    now = utc(2030, 1, 7, 12, 2, 30)
+    schedule_due_runs(store, now=now)
+    with store.session() as session:
+        deployment_store.update_deployment(session, deployment_id, DeploymentUpdate(paused=True))
+    schedule_due_runs(store, now=now + timedelta(seconds=5))
+    assert runs_of(store, deployment_id) == []
+
+    with store.session() as session:
+        deployment_store.update_deployment(session, deployment_id, DeploymentUpdate(paused=False))
+    schedule_due_runs(store, now=now + timedelta(seconds=10))
+    assert times_of(store, deployment_id) == every(utc(2030, 1, 7, 12, 5), timedelta(minutes=5), 12)
+
+
+def test_a_schedule_firing_more_often_than_the_run_cap_keeps_the_cap_ahead(store: Store) -> None:
+    deployment_id = make_deployment(
+        store, [{"interval": 10, "anchor_date": "2030-01-07T00:00:00+00:00"}]
+    )
+    now = utc(2030, 1, 7, 12, 0)
+    schedule_due_runs(store, now=now)
+    assert times_of(store, deployment_id) == every(now, timedelta(seconds=10), 100)
+
+    # A minute later: six more slots, still the cap counted from now.
+    schedule_due_runs(store, now=now + timedelta(minutes=1))
+    assert times_of(store, deployment_id) == every(now, timedelta(seconds=10), 106)
+
+
+def test_a_schedule_is_read_again_once_its_next_fire_time_enters_the_horizon(
+    store: Store,
+) -> None:
+    deployment_id = make_deployment(store, [{"cron": "0 9 * * *"}])  # daily, 09:00 UTC
+    schedule_due_runs(store, now=utc(2030, 1, 7, 12, 0))
+    assert times_of(store, deployment_id) == []
+    schedule_due_runs(store, now=utc(2030, 1, 8, 8, 0))  # the horizon ends before 09:00
+    assert times_of(store, deployment_id) == []
+    schedule_due_runs(store, now=utc(2030, 1, 8, 8, 0, 1))
+    assert times_of(store, deployment_id) == [utc(2030, 1, 8, 9, 0)]

@@ -103,6 +103,9 @@ def create_app(
             app.state.dispatcher = dispatcher
             notifier.add_listener(lambda _keys: dispatcher.wake.set())
             dispatcher.start()
+        from push_pools.api.memory import RELEASE_AFTER_SECONDS, release_free_memory
+
+        asyncio.get_running_loop().call_later(RELEASE_AFTER_SECONDS, release_free_memory)
         try:
             yield
         finally:

@@ -26,6 +26,7 @@ from push_pools.models import (
 from push_pools.states import StateType
 from push_pools.store import deployments as deployment_store
 from push_pools.store import logs as log_store
+from push_pools.store import pools as pool_store
 from push_pools.store import receipts, run_tokens
 from push_pools.store import runs as run_store
 from push_pools.store.db import Store
@@ -53,8 +54,10 @@ def list_flow_runs(
     deployment: Annotated[
         str | None, Query(description="A deployment's 'flow-name/deployment-name'.")
     ] = None,
+    work_pool: Annotated[str | None, Query(description="A work pool's name.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
 ) -> list[FlowRunOut]:
+    work_pool_id = pool_store.get_pool(session, work_pool).id if work_pool else None
     if deployment:
         flow_name, sep, name = deployment.partition("/")
         if not sep:
@@ -62,7 +65,13 @@ def list_flow_runs(
                 f"'{deployment}' is not a deployment name: use 'flow-name/deployment-name'"
             )
         deployment_id = deployment_store.get_deployment_by_name(session, flow_name, name).id
-    runs = run_store.list_runs(session, states=state, deployment_id=deployment_id, limit=limit)
+    runs = run_store.list_runs(
+        session,
+        states=state,
+        deployment_id=deployment_id,
+        work_pool_id=work_pool_id,
+        limit=limit,
+    )
     return run_store.runs_out(session, runs)
 
 

@@ -69,6 +69,7 @@ def ls(
     deployment: Annotated[
         str | None, typer.Option("--deployment", help="Only runs of 'flow-name/deployment-name'.")
     ] = None,
+    pool: Annotated[str | None, typer.Option("--pool", help="Only runs of this work pool.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000, help="Most runs to show.")] = 20,
     as_json: JsonOption = False,
 ) -> None:
@@ -84,7 +85,9 @@ def ls(
                 f"unknown state '{value}'; use one of {', '.join(StateType.__members__)}"
             )
     with _client() as client:
-        runs = client.list_runs(state=states or None, deployment=deployment, limit=limit)
+        runs = client.list_runs(
+            state=states or None, deployment=deployment, work_pool=pool, limit=limit
+        )
     if as_json:
         print_json(runs)
         return

@@ -6,7 +6,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from push_pools import pool_types, templates
@@ -212,6 +212,7 @@ def _replace_schedules(
 def delete_future_scheduled_runs(session: Session, deployment: Deployment) -> int:
     """Drop runs the scheduler made ahead of time, so a new schedule or a pause takes effect;
     how many."""
+    forget_scheduled_until(session, deployment)
     result = session.execute(
         delete(FlowRun).where(
             FlowRun.deployment_id == deployment.id,
@@ -221,6 +222,16 @@ def delete_future_scheduled_runs(session: Session, deployment: Deployment) -> in
         )
     )
     return int(getattr(result, "rowcount", 0) or 0)  # a DELETE's result is a cursor result
+
+
+def forget_scheduled_until(session: Session, deployment: Deployment) -> None:
+    """Make the scheduler look at the deployment's schedules again on its next tick (it skips
+    schedules whose runs it has made up to their `scheduled_until`)."""
+    session.execute(
+        update(DeploymentSchedule)
+        .where(DeploymentSchedule.deployment_id == deployment.id)
+        .values(scheduled_until=None)
+    )
 
 
 def get_deployment(session: Session, deployment_id: str) -> Deployment:
@@ -272,6 +283,8 @@ def update_deployment(session: Session, deployment_id: str, body: DeploymentUpda
         deployment.paused = body.paused
         if body.paused:
             delete_future_scheduled_runs(session, deployment)
+        else:
+            forget_scheduled_until(session, deployment)
     deployment.updated = utcnow()
     session.flush()
     return deployment

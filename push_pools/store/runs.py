@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from push_pools.errors import Conflict, NotFound
@@ -135,15 +135,31 @@ def list_runs(
     work_pool_id: str | None = None,
     limit: int = 50,
 ) -> list[FlowRun]:
+    """The runs matching every filter given, latest scheduled time first."""
     query = select(FlowRun)
-    if states:
-        query = query.where(FlowRun.state_type.in_([s.value for s in states]))
     if deployment_id:
         query = query.where(FlowRun.deployment_id == deployment_id)
     if work_pool_id:
         query = query.where(FlowRun.work_pool_id == work_pool_id)
-    query = query.order_by(FlowRun.scheduled_time.desc(), FlowRun.id).limit(limit)
-    return list(session.scalars(query))
+    values = sorted({s.value for s in states or []})
+    if len(values) <= 1:
+        if values:
+            query = query.where(FlowRun.state_type == values[0])
+        return list(session.scalars(_newest_first(query, limit)))
+    # One query per state: each reads its index in order and stops at `limit`, where
+    # `state IN (...)` would sort every matching run of a large store first.
+    runs = [
+        run
+        for value in values
+        for run in session.scalars(_newest_first(query.where(FlowRun.state_type == value), limit))
+    ]
+    runs.sort(key=lambda r: r.id)
+    runs.sort(key=lambda r: r.scheduled_time, reverse=True)
+    return runs[:limit]
+
+
+def _newest_first(query: Select[tuple[FlowRun]], limit: int) -> Select[tuple[FlowRun]]:
+    return query.order_by(FlowRun.scheduled_time.desc(), FlowRun.id).limit(limit)
 
 
 def states_of(session: Session, run_id: str) -> list[StateOut]:
@@ -259,7 +275,8 @@ def delete_run(session: Session, run_id: str) -> None:
     session.flush()
 
 
-def mark_late_runs(session: Session, now: datetime | None = None) -> int:
+def mark_late_runs(session: Session, now: datetime | None = None) -> set[str]:
+    """Mark waiting runs overdue by LATE_AFTER Late (up to 1000 a call); their pools' ids."""
     now = now or utcnow()
     query = (
         select(FlowRun)
@@ -276,7 +293,7 @@ def mark_late_runs(session: Session, now: datetime | None = None) -> int:
     for run in late:
         record_state(session, run, StateType.LATE, "not started at its scheduled time", now=now)
     session.flush()
-    return len(late)
+    return {run.work_pool_id for run in late if run.work_pool_id}
 
 
 # --- claiming ----------------------------------------------------------------------------------

@@ -126,6 +126,10 @@ class Deployment(Base):
 
 class DeploymentSchedule(Base):
     __tablename__ = "deployment_schedules"
+    __table_args__ = (
+        Index("ix_deployment_schedules_deployment", "deployment_id"),
+        Index("ix_deployment_schedules_until", "scheduled_until"),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
     # The normalised schedule (cron or interval, timezone, anchor), as push_pools.schedules
@@ -133,6 +137,10 @@ class DeploymentSchedule(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # The scheduler made runs for every fire time before this, so a tick reads only the
+    # schedules whose horizon has moved past it. NULL: not yet, or their future runs were
+    # deleted (a pause, a new schedule) and must be made again.
+    scheduled_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class FlowRun(Base):
@@ -144,6 +152,12 @@ class FlowRun(Base):
         Index("ix_flow_runs_deployment", "deployment_id", "state_type"),
         Index("ix_flow_runs_push_watch", "work_pool_id", "infrastructure_released"),
         Index("ix_flow_runs_host", "host_id", "state_type"),
+        # Run lists, newest first, with or without a filter (store/runs.py list_runs), and
+        # the Late sweep (state and time).
+        Index("ix_flow_runs_scheduled", "scheduled_time"),
+        Index("ix_flow_runs_state_scheduled", "state_type", "scheduled_time"),
+        Index("ix_flow_runs_pool_scheduled", "work_pool_id", "scheduled_time"),
+        Index("ix_flow_runs_deployment_scheduled", "deployment_id", "scheduled_time"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
