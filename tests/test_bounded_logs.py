@@ -215,6 +215,17 @@ def test_a_log_post_sent_again_with_its_key_is_answered_alike_and_stored_once(
     assert [e["message"] for e in client.get_logs(running_run["id"])] == ["once", "only"] * 2
 
 
+def test_a_key_used_for_a_state_is_refused_on_a_log_batch(client, server, running_run) -> None:
+    run_id = running_run["id"]
+    headers = {"Idempotency-Key": "shared-key"}
+    url = f"{server.api_url}/flow_runs/{run_id}"
+    assert httpx.post(f"{url}/state", json={"type": "RUNNING"}, headers=headers).is_success
+    refused = httpx.post(f"{url}/logs", json=[{"message": "x"}], headers=headers)
+    assert refused.status_code == 409
+    assert "already used for a state write" in refused.json()["detail"]
+    assert client.get_logs(run_id) == []
+
+
 def test_a_state_post_retried_after_its_answer_was_lost_does_not_bump_run_count(
     client, server, running_run
 ) -> None:

@@ -108,7 +108,7 @@ def set_flow_run_state(
 ) -> StateDecision:
     if idempotency_key:
         run = run_store.lock_run(session, run_id)
-        answer = receipts.find(session, run_id, idempotency_key)
+        answer = receipts.find(session, run_id, idempotency_key, "state")
         if answer is not None:
             return StateDecision(
                 accepted=answer["accepted"],
@@ -121,6 +121,7 @@ def set_flow_run_state(
             session,
             run_id,
             idempotency_key,
+            "state",
             {"accepted": decision.accepted, "reason": decision.reason},
         )
     out = run_store.run_out(session, run)
@@ -166,13 +167,13 @@ def add_flow_run_logs(
         raise InvalidInput("send at most 10000 log lines per request")
     run_store.lock_run(session, run_id)
     if idempotency_key:
-        answer = receipts.find(session, run_id, idempotency_key)
+        answer = receipts.find(session, run_id, idempotency_key, "logs")
         if answer is not None:
             return answer
     added = log_store.add_logs(session, run_id, body, dropped_by_client=dropped)
     answer = {"count": added.count, "dropped": added.dropped}
     if idempotency_key:
-        receipts.record(session, run_id, idempotency_key, answer)
+        receipts.record(session, run_id, idempotency_key, "logs", answer)
     return answer
 
 
