@@ -55,12 +55,13 @@ def test_a_server_hears_the_keys_another_one_publishes_and_not_its_own(
 
 
 def test_a_run_created_through_one_server_is_submitted_by_another_at_once(
-    server_factory: Callable[..., EmbeddedServer], home: Path, tmp_path: Path
+    server_factory: Callable[..., EmbeddedServer], home: Path, readable_dir: Path
 ) -> None:
     front = server_factory(run_dispatcher=False)  # takes the API calls, dispatches nothing
     back = server_factory()  # only its dispatcher submits
     assert back.app.state.wakeups.wait_listening(10)
-    flow_dir = write_trivial_flow(tmp_path / "trivial")
+    # Readable by the unprivileged user managed runs drop to (tmp_path is private).
+    flow_dir = write_trivial_flow(readable_dir / "trivial")
     with Client(front.api_url) as client:
         client.create_work_pool({"name": "managed", "type": "managed"})
         deployment = deploy(client, flow_dir, "trivial", pool="managed")

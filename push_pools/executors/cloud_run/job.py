@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shlex
 from dataclasses import dataclass
 from typing import Any
 
 from push_pools.errors import InvalidInput
+from push_pools.executors import job_values
 from push_pools.executors.cloud_run import checks, template
 
 ID_PREFIX = "cloud-run"
@@ -83,28 +83,28 @@ class CloudRunJob:
         # way fails with the same message, before any Google call.
         checks.validate_job_variables(values)
         secrets = {}
-        for name, reference in _string_map(values, "env_from_secrets").items():
+        for name, reference in job_values.string_map(values, "env_from_secrets").items():
             parsed = checks.secret_reference(reference)
             if parsed is None:  # pragma: no cover - validate_job_variables refused it
                 raise InvalidInput(f"env_from_secrets {name}: {reference!r} is not a secret")
             secrets[name] = parsed
         return cls(
-            image=_text(values, "image", template.DEFAULT_IMAGE),
-            command=_command(values.get("command")),
+            image=job_values.text(values, "image", template.DEFAULT_IMAGE),
+            command=job_values.command(values.get("command"), template.DEFAULT_COMMAND),
             args=_string_list(values, "args"),
-            env=_string_map(values, "env"),
+            env=job_values.string_map(values, "env"),
             env_from_secrets=secrets,
-            cpu=_text(values, "cpu", template.DEFAULT_CPU),
-            memory=_text(values, "memory", template.DEFAULT_MEMORY),
-            project=_text(values, "project", "") or None,
-            region=_text(values, "region", template.DEFAULT_REGION),
+            cpu=job_values.text(values, "cpu", template.DEFAULT_CPU),
+            memory=job_values.text(values, "memory", template.DEFAULT_MEMORY),
+            project=job_values.text(values, "project", "") or None,
+            region=job_values.text(values, "region", template.DEFAULT_REGION),
             timeout=_integer(values, "timeout", template.DEFAULT_TIMEOUT, 1, template.MAX_TIMEOUT),
             max_retries=_integer(values, "max_retries", 0, 0, template.MAX_RETRIES),
-            service_account=_text(values, "service_account_name", "") or None,
-            vpc_connector=_text(values, "vpc_connector_name", "") or None,
-            labels=_string_map(values, "labels"),
-            name_prefix=_text(values, "name", "") or None,
-            keep_job=_flag(values, "keep_job", False),
+            service_account=job_values.text(values, "service_account_name", "") or None,
+            vpc_connector=job_values.text(values, "vpc_connector_name", "") or None,
+            labels=job_values.string_map(values, "labels"),
+            name_prefix=job_values.text(values, "name", "") or None,
+            keep_job=job_values.flag(values, "keep_job", False),
             credentials=_credentials(values.get("credentials")),
         )
 
@@ -225,20 +225,6 @@ def _label_value(text: str) -> str:
 # --------------------------------------------------------------------------- parsing helpers
 
 
-def _text(values: dict[str, Any], name: str, default: str) -> str:
-    value = values.get(name, default)
-    if not isinstance(value, str):
-        raise InvalidInput(f"job variable '{name}' must be a string, got {value!r}")
-    return value.strip() or default
-
-
-def _flag(values: dict[str, Any], name: str, default: bool) -> bool:
-    value = values.get(name, default)
-    if not isinstance(value, bool):
-        raise InvalidInput(f"job variable '{name}' must be true or false, got {value!r}")
-    return value
-
-
 def _integer(values: dict[str, Any], name: str, default: int, least: int, most: int) -> int:
     value = values.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
@@ -248,34 +234,11 @@ def _integer(values: dict[str, Any], name: str, default: int, least: int, most: 
     return value
 
 
-def _string_map(values: dict[str, Any], name: str) -> dict[str, str]:
-    value = values.get(name) or {}
-    if not isinstance(value, dict):
-        raise InvalidInput(
-            f"job variable '{name}' must be an object of NAME: value strings, got {value!r}"
-        )
-    return {str(k): str(v) for k, v in value.items() if v is not None}
-
-
 def _string_list(values: dict[str, Any], name: str) -> list[str]:
     value = values.get(name) or []
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise InvalidInput(f"job variable '{name}' must be a list of strings, got {value!r}")
     return list(value)
-
-
-def _command(value: Any) -> list[str]:
-    if value is None or value == "" or value == []:
-        value = template.DEFAULT_COMMAND
-    if isinstance(value, list) and all(isinstance(part, str) for part in value):
-        return list(value)
-    if not isinstance(value, str):
-        raise InvalidInput(f"job variable 'command' must be a string, got {value!r}")
-    try:
-        # Split, never run through a shell: Cloud Run passes it as the container's argv.
-        return shlex.split(value)
-    except ValueError as exc:
-        raise InvalidInput(f"job variable 'command' cannot be split into words: {exc}") from None
 
 
 def _credentials(value: Any) -> BlockCredentials | None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from push_pools.errors import InvalidInput
+from push_pools.executors import job_values
 from push_pools.executors.ecs import template as ecs_template
 
 # ECS limits: startedBy up to 36 characters, clientToken up to 64, container overrides up to
@@ -104,32 +104,34 @@ class EcsJob:
         # The same cross-field rules the server applies at deploy time: a run whose variables
         # reached us some other way fails with the same message, before any AWS call.
         ecs_template.validate_job_variables(values)
-        launch_type = _text(values, "launch_type", "FARGATE").upper()
+        launch_type = job_values.text(values, "launch_type", "FARGATE").upper()
         if launch_type not in ("FARGATE", "FARGATE_SPOT", "EC2"):
             raise InvalidInput(
                 f"job variable 'launch_type' must be FARGATE, FARGATE_SPOT or EC2, got "
                 f"{launch_type!r}"
             )
         logs = None
-        if _flag(values, "configure_cloudwatch_logs", True):
+        if job_values.flag(values, "configure_cloudwatch_logs", True):
             logs = LogSettings(
-                group=_text(values, "cloudwatch_log_group", ecs_template.DEFAULT_LOG_GROUP),
-                stream_prefix=_text(
+                group=job_values.text(
+                    values, "cloudwatch_log_group", ecs_template.DEFAULT_LOG_GROUP
+                ),
+                stream_prefix=job_values.text(
                     values, "cloudwatch_logs_prefix", ecs_template.DEFAULT_LOG_STREAM_PREFIX
                 ),
-                create_group=_flag(values, "cloudwatch_create_log_group", True),
-                options=_string_map(values, "cloudwatch_logs_options"),
+                create_group=job_values.flag(values, "cloudwatch_create_log_group", True),
+                options=job_values.string_map(values, "cloudwatch_logs_options"),
             )
-        cluster = _text(values, "cluster", "default")
-        region = _text(values, "region", "") or None
+        cluster = job_values.text(values, "cluster", "default")
+        region = job_values.text(values, "region", "") or None
         cluster_arn = _CLUSTER_ARN.match(cluster)
         if cluster_arn and region is None:
             region = cluster_arn.group(1)
         return cls(
-            image=_text(values, "image", ecs_template.DEFAULT_IMAGE),
-            command=_command(values.get("command")),
-            env=_string_map(values, "env"),
-            secrets=_string_map(values, "secrets"),
+            image=job_values.text(values, "image", ecs_template.DEFAULT_IMAGE),
+            command=job_values.command(values.get("command"), ecs_template.DEFAULT_COMMAND),
+            env=job_values.string_map(values, "env"),
+            secrets=job_values.string_map(values, "secrets"),
             cpu=_integer(values, "cpu", ecs_template.DEFAULT_CPU),
             memory=_integer(values, "memory", ecs_template.DEFAULT_MEMORY),
             cluster=cluster,
@@ -137,15 +139,17 @@ class EcsJob:
             launch_type=launch_type,
             capacity_provider_strategy=_strategy(values),
             awsvpc=_awsvpc(values),
-            execution_role_arn=_text(values, "execution_role_arn", "") or None,
-            task_role_arn=_text(values, "task_role_arn", "") or None,
-            container_name=_text(values, "container_name", ecs_template.DEFAULT_CONTAINER_NAME),
-            labels=_string_map(values, "labels"),
-            task_definition_arn=_text(values, "task_definition_arn", "") or None,
+            execution_role_arn=job_values.text(values, "execution_role_arn", "") or None,
+            task_role_arn=job_values.text(values, "task_role_arn", "") or None,
+            container_name=job_values.text(
+                values, "container_name", ecs_template.DEFAULT_CONTAINER_NAME
+            ),
+            labels=job_values.string_map(values, "labels"),
+            task_definition_arn=job_values.text(values, "task_definition_arn", "") or None,
             logs=logs,
-            auto_deregister=_flag(values, "auto_deregister_task_definition", False),
+            auto_deregister=job_values.flag(values, "auto_deregister_task_definition", False),
             credentials=_credentials(values.get("aws_credentials")),
-            endpoint_url=_text(values, "endpoint_url", "") or None,
+            endpoint_url=job_values.text(values, "endpoint_url", "") or None,
         )
 
     @property
@@ -314,48 +318,11 @@ def client_token_for(name: str) -> str:
 # --------------------------------------------------------------------------- parsing helpers
 
 
-def _text(values: dict[str, Any], name: str, default: str) -> str:
-    value = values.get(name, default)
-    if not isinstance(value, str):
-        raise InvalidInput(f"job variable '{name}' must be a string, got {value!r}")
-    return value.strip() or default
-
-
-def _flag(values: dict[str, Any], name: str, default: bool) -> bool:
-    value = values.get(name, default)
-    if not isinstance(value, bool):
-        raise InvalidInput(f"job variable '{name}' must be true or false, got {value!r}")
-    return value
-
-
 def _integer(values: dict[str, Any], name: str, default: int) -> int:
     value = values.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(f"job variable '{name}' must be an integer, got {value!r}")
     return value
-
-
-def _string_map(values: dict[str, Any], name: str) -> dict[str, str]:
-    value = values.get(name) or {}
-    if not isinstance(value, dict):
-        raise InvalidInput(
-            f"job variable '{name}' must be an object of NAME: value strings, got {value!r}"
-        )
-    return {str(k): str(v) for k, v in value.items() if v is not None}
-
-
-def _command(value: Any) -> list[str]:
-    if value is None or value == "" or value == []:
-        value = ecs_template.DEFAULT_COMMAND
-    if isinstance(value, list) and all(isinstance(part, str) for part in value):
-        return list(value)
-    if not isinstance(value, str):
-        raise InvalidInput(f"job variable 'command' must be a string, got {value!r}")
-    try:
-        # Split, never run through a shell: ECS passes it as the container's argv.
-        return shlex.split(value)
-    except ValueError as exc:
-        raise InvalidInput(f"job variable 'command' cannot be split into words: {exc}") from None
 
 
 def _strategy(values: dict[str, Any]) -> list[dict[str, Any]]:
@@ -395,7 +362,9 @@ def _awsvpc(values: dict[str, Any]) -> dict[str, Any] | None:
             raise InvalidInput(f"job variable '{name}' must be a list of IDs, got {items!r}")
     awsvpc: dict[str, Any] = {
         "subnets": list(subnets),
-        "assignPublicIp": "ENABLED" if _flag(values, "assign_public_ip", False) else "DISABLED",
+        "assignPublicIp": "ENABLED"
+        if job_values.flag(values, "assign_public_ip", False)
+        else "DISABLED",
     }
     if groups:
         awsvpc["securityGroups"] = list(groups)
