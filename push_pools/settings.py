@@ -58,6 +58,20 @@ def gcp_endpoint() -> str | None:
     return (os.environ.get("PUSH_POOLS_GCP_ENDPOINT") or "").strip().rstrip("/") or None
 
 
+def azure_endpoint() -> str | None:
+    """`PUSH_POOLS_AZURE_ENDPOINT`, a testing setting: the Azure Resource Manager endpoint every
+    Azure client push-pools makes talks to (e.g. `https://127.0.0.1:8443`, the emulator in
+    tests/emulators/azure). Unset: `https://management.azure.com`. Sign-in follows
+    azure-identity's own `AZURE_AUTHORITY_HOST`."""
+    return (os.environ.get("PUSH_POOLS_AZURE_ENDPOINT") or "").strip().rstrip("/") or None
+
+
+def azure_ca_bundle() -> str | None:
+    """`PUSH_POOLS_AZURE_CA_BUNDLE`, a testing setting: a PEM file of certificates to trust for
+    Azure's endpoints and sign-in (the emulator's self-signed one). Unset: the system's."""
+    return (os.environ.get("PUSH_POOLS_AZURE_CA_BUNDLE") or "").strip() or None
+
+
 def dispatch_lease_seconds() -> float:
     """`PUSH_POOLS_DISPATCH_LEASE_SECONDS` (default 30): how long a server's claim on a run
     with no submission recorded is left alone before another server (or this one, restarted
