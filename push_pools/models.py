@@ -11,6 +11,13 @@ from push_pools.states import StateType
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 FLOW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,199}$"
+# What each pattern allows, in words, for error messages (a raw regex helps nobody).
+PATTERN_WORDS = {
+    NAME_PATTERN: "1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit "
+    "(no spaces)",
+    FLOW_NAME_PATTERN: "1 to 200 letters, digits, spaces, '_', '.' or '-', starting with a "
+    "letter or digit",
+}
 
 
 def _in_utc_range(value: datetime) -> datetime:

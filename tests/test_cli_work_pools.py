@@ -114,6 +114,13 @@ def test_unknown_pool_type(server, cli) -> None:
     assert cli("work-pool", "ls", "--json").json() == []
 
 
+def test_a_pool_name_with_a_space_is_refused_in_words(server, cli) -> None:
+    result = cli("work-pool", "create", "my pool", "--type", "process")
+    assert_clean_error(result, "'my pool' is not allowed", "no spaces")
+    assert "^[" not in result.stderr  # no raw regular expression
+    assert cli("work-pool", "ls", "--json").json() == []
+
+
 def test_duplicate_pool_name(server, cli) -> None:
     cli("work-pool", "create", "dup", "--type", "process", "--concurrency-limit", "1")
     result = cli("work-pool", "create", "dup", "--type", "process")

@@ -271,11 +271,21 @@ def _executor_factory(isolation: Isolation | None) -> Callable[[str], Any]:
     return make
 
 
+def _in_words(error: dict[str, Any]) -> str:
+    from push_pools.models import PATTERN_WORDS
+
+    if error.get("type") == "string_pattern_mismatch":
+        words = PATTERN_WORDS.get((error.get("ctx") or {}).get("pattern", ""))
+        if words:
+            return f"{error.get('input')!r} is not allowed: use {words}"
+    return str(error.get("msg"))
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for error in exc.errors():
         location = ".".join(str(p) for p in error.get("loc", ())[1:]) or "body"
-        parts.append(f"{location}: {error.get('msg')}")
+        parts.append(f"{location}: {_in_words(error)}")
     return "; ".join(parts)
 
 

@@ -6,7 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="Inspect and run deployments.", no_args_is_help=True, rich_markup_mode=None)
+from push_pools.cli.help import HelpGroup
+
+app = typer.Typer(
+    cls=HelpGroup, help="Inspect and run deployments.", no_args_is_help=True, rich_markup_mode=None
+)
 
 NameArg = Annotated[str, typer.Argument(help="'flow-name/deployment-name'.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable fields) for scripts.")]
@@ -73,7 +77,7 @@ def run(
     ] = None,
     job_variable: Annotated[
         list[str] | None,
-        typer.Option("--job-variable", "-jv", help="Job variable override key=value (repeatable)."),
+        typer.Option("--job-variable", help="Job variable override key=value (repeatable)."),
     ] = None,
     start_in: Annotated[
         float | None, typer.Option(help="Schedule the run this many seconds from now.", min=0)

@@ -7,8 +7,13 @@ from typing import Annotated, Any
 
 import typer
 
+from push_pools.cli.help import HelpGroup
+
 app = typer.Typer(
-    help="Inspect flow runs and their logs.", no_args_is_help=True, rich_markup_mode=None
+    cls=HelpGroup,
+    help="Inspect flow runs and their logs.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 IdArg = Annotated[str, typer.Argument(help="Flow run id.")]

@@ -11,6 +11,8 @@ import sys
 
 import typer
 
+from push_pools.cli.help import HelpGroup
+
 # Each command group's module, and its typer app or command. Only the group a command line
 # names is imported (all of them for top-level help or an unknown name): `server start` then
 # never loads the other groups' modules, about 2 MiB of an idle server's memory.
@@ -32,6 +34,7 @@ COMMANDS = {
 def build_app(argv: list[str]) -> typer.Typer:
     """The CLI with the command group `argv` names, or with all of them."""
     app = typer.Typer(
+        cls=HelpGroup,
         name="push-pools",
         help="Run flows on your own infrastructure: work pools, deployments, flow runs, workers.",
         no_args_is_help=True,
@@ -42,6 +45,7 @@ def build_app(argv: list[str]) -> typer.Typer:
         rich_markup_mode=None,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
+    app.callback()(_root_options)
     named = next((arg for arg in argv if not arg.startswith("-")), None)
     if named in GROUPS:
         wanted = {named}
@@ -57,6 +61,27 @@ def build_app(argv: list[str]) -> typer.Typer:
         if name in wanted:
             app.command(name)(getattr(importlib.import_module(module), attribute))
     return app
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from push_pools import __version__
+
+        print(f"push-pools {__version__}")
+        raise typer.Exit()
+
+
+def _root_options(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        "-V",
+        help="Print push-pools' version and exit.",
+        is_eager=True,
+        callback=_show_version,
+    ),
+) -> None:
+    """Run flows on your own infrastructure: work pools, deployments, flow runs, workers."""
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -6,13 +6,29 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Run the API server.", no_args_is_help=True, rich_markup_mode=None)
+from push_pools.cli.help import HelpGroup
+
+app = typer.Typer(
+    cls=HelpGroup, help="Run the API server.", no_args_is_help=True, rich_markup_mode=None
+)
+
+
+DEFAULT_PORT = 4200
 
 
 @app.command("start")
 def start(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 4200,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port to listen on (default: the port of PUSH_POOLS_API_URL when it names this "
+            "machine, else 4200).",
+            min=1,
+            max=65535,
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
     insecure_no_api_key: Annotated[
         bool,
@@ -39,6 +55,8 @@ def start(
     from push_pools.cli.output import console
     from push_pools.errors import InvalidInput
 
+    port = port or _port_from_api_url(settings.api_url())
+    _check_port_free(host, port)
     if not is_loopback(host) and not settings.api_key():
         if not insecure_no_api_key:
             raise InvalidInput(
@@ -68,6 +86,43 @@ def start(
         f"API docs: http://{host}:{port}/api/docs"
     )
     uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _port_from_api_url(url: str) -> int:
+    """The port clients are told to use, when they are told to use this machine."""
+    from urllib.parse import urlsplit
+
+    from push_pools.api.exposure import is_loopback
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return DEFAULT_PORT
+    if port and parts.hostname and (is_loopback(parts.hostname) or parts.hostname == "0.0.0.0"):
+        return port
+    return DEFAULT_PORT
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """One clear line, before any banner, instead of uvicorn's error after it."""
+    import errno
+    import socket
+
+    from push_pools.errors import InvalidInput
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise InvalidInput(
+                    f"port {port} on {host} is already in use (another push-pools server?): "
+                    "stop it, or pick another with --port"
+                ) from exc
+            raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 def _describe_store(url: str) -> str:
