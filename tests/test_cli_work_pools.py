@@ -121,6 +121,32 @@ def test_a_pool_name_with_a_space_is_refused_in_words(server, cli) -> None:
     assert cli("work-pool", "ls", "--json").json() == []
 
 
+def test_with_json_every_error_is_a_json_object_on_stdout(server, cli) -> None:
+    import json
+
+    cases = {
+        ("work-pool", "create", "x", "--type", "nope", "--json"): "invalid_input",
+        ("work-pool", "inspect", "nope", "--json"): "not_found",
+        (
+            "work-pool",
+            "create",
+            "x",
+            "-t",
+            "process",
+            "--concurrency-limit",
+            "z",
+            "--json",
+        ): "usage",
+    }
+    for args, code in cases.items():
+        result = cli(*args)
+        assert result.exit_code != 0
+        answer = json.loads(result.stdout)
+        assert answer["code"] == code, answer
+        assert answer["error"]
+    assert cli("work-pool", "ls", "--json").json() == []
+
+
 def test_duplicate_pool_name(server, cli) -> None:
     cli("work-pool", "create", "dup", "--type", "process", "--concurrency-limit", "1")
     result = cli("work-pool", "create", "dup", "--type", "process")

@@ -92,7 +92,10 @@ def run(argv: list[str] | None = None) -> None:
     try:
         code = build_app(args)(args=args, prog_name="push-pools", standalone_mode=False)
     except PushPoolsError as exc:
-        _print_error(exc.message)
+        if "--json" in args:
+            _print_json_error(exc.message, _error_code(type(exc).__name__))
+        else:
+            _print_error(exc.message)
         sys.exit(1)
     except KeyboardInterrupt:
         _print_error("interrupted")
@@ -101,7 +104,10 @@ def run(argv: list[str] | None = None) -> None:
         # Usage errors (unknown command, bad option value) come from the click that typer
         # bundles; they carry `show()` and `exit_code`, whichever click module raised them.
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
-            exc.show()
+            if "--json" in args and hasattr(exc, "format_message"):
+                _print_json_error(exc.format_message(), "usage")
+            else:
+                exc.show()
             sys.exit(exc.exit_code)
         if type(exc).__name__ == "Abort":
             _print_error("aborted")
@@ -110,6 +116,20 @@ def run(argv: list[str] | None = None) -> None:
     # In non-standalone mode `raise typer.Exit(n)` comes back as the return value.
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _error_code(class_name: str) -> str:
+    """NotFound -> "not_found": the stable `code` of a --json error."""
+    import re
+
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
+
+
+def _print_json_error(message: str, code: str) -> None:
+    """With --json, scripts read errors from stdout as they read results."""
+    import json
+
+    print(json.dumps({"error": message, "code": code}))
 
 
 def _print_error(message: str) -> None:
