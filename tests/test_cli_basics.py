@@ -232,9 +232,10 @@ def processes_with_env(needle: str) -> list[int]:
     return found
 
 
-def test_demo_runs_and_cleans_up(home: Path, tmp_path: Path) -> None:
-    temp = tmp_path / "tmp"
-    temp.mkdir()
+def test_demo_runs_and_cleans_up(home: Path, readable_dir: Path) -> None:
+    # Where the demo's temporary directories go, so the test can watch them; readable by all,
+    # as /tmp is, since the managed run reads the flow as an unprivileged user.
+    temp = readable_dir
     env = base_env(home)
     env["TMPDIR"] = str(temp)  # the demo's temporary home goes here, where we can watch it
     started = time.monotonic()
@@ -325,6 +326,18 @@ def healthy(api_url: str) -> bool:
         return httpx.get(f"{api_url}/health", timeout=1).json() == {"status": "ok"}
     except (httpx.HTTPError, ValueError):
         return False
+
+
+def test_the_demo_flow_ships_inside_the_package() -> None:
+    # The demo must work from an installed wheel, not only from a checkout.
+    import push_pools
+    from push_pools.cli.demo import examples_dir
+
+    package = Path(push_pools.__file__).resolve().parent
+    assert examples_dir().is_relative_to(package)
+    assert (examples_dir() / "hello_flow.py").is_file()
+    # The README's tour deploys the same file from examples/.
+    assert (EXAMPLES / "hello_flow.py").resolve() == (examples_dir() / "hello_flow.py").resolve()
 
 
 def test_readme_tour_with_real_processes(tour: Tour) -> None:
