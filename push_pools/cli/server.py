@@ -52,7 +52,6 @@ def start(
     from push_pools import settings
     from push_pools.api.app import create_app
     from push_pools.api.exposure import is_loopback, is_wildcard
-    from push_pools.cli.output import console
     from push_pools.errors import InvalidInput
 
     port = port or _port_from_api_url(settings.api_url())
@@ -66,9 +65,11 @@ def start(
                 "'import secrets; print(secrets.token_urlsafe(32))'`), listen on 127.0.0.1, or "
                 "pass --insecure-no-api-key on a network you fully trust"
             )
-        console(stderr=True).print(
-            f"[yellow]Warning:[/yellow] listening on {host} with NO API key "
-            f"(--insecure-no-api-key): anyone who can reach port {port} controls this server"
+        typer.echo(
+            typer.style("Warning:", fg="yellow")
+            + f" listening on {host} with NO API key (--insecure-no-api-key): anyone who can "
+            f"reach port {port} controls this server",
+            err=True,
         )
     url = f"http://{host}:{port}/api"
     # Runs the server starts itself (managed and push pools) call it back at this address.
@@ -77,8 +78,10 @@ def start(
         api_url=os.environ.get("PUSH_POOLS_PUBLIC_API_URL") or reachable, bind_host=host
     )
     isolation = application.state.managed_isolation
-    console().print(
-        f"push-pools server listening on [bold]{url}[/bold]\n"
+    # Plain click output, not rich: a server that idles for days should not keep rich's
+    # modules (about 1 MiB) for the one banner it prints.
+    typer.echo(
+        f"push-pools server listening on {typer.style(url, bold=True)}\n"
         f"store: {_describe_store(settings.database_url())}\n"
         # Unisolated or refused managed runs were announced with a warning already.
         + (f"{isolation.startup_line()}\n" if isolation and isolation.mode == "bwrap" else "")

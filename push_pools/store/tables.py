@@ -71,6 +71,7 @@ class WorkPool(Base):
     # A deleted pool stays as a tombstone (renamed, paused, hidden) while its runs' infrastructure
     # may still need stopping and cleaning up: the dispatcher finds the executor, template and
     # credentials through it, and deployments keep saying which pool they were deployed to.
+    # Once nothing needs it, store/pruning.py deletes it.
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
