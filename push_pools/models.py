@@ -187,6 +187,8 @@ class DeploymentOut(BaseModel):
     parameter_schema: dict[str, Any]
     job_variables: dict[str, Any]
     schedules: list[ScheduleOut]
+    # The next fire times of its active schedules (none while paused), soonest first.
+    next_runs: list[datetime] = Field(default_factory=list)
     tags: list[str]
     paused: bool
     concurrency_limit: int | None

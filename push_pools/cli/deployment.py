@@ -26,7 +26,7 @@ def _client() -> Any:
 @app.command("ls")
 def ls(as_json: JsonOption = False) -> None:
     """List deployments with their pool, schedules and status."""
-    from push_pools.cli.output import print_json, print_table
+    from push_pools.cli.output import next_runs_text, print_json, print_table
 
     with _client() as client:
         deployments = client.list_deployments()
@@ -35,12 +35,13 @@ def ls(as_json: JsonOption = False) -> None:
         return
     print_table(
         "Deployments",
-        ["name", "work pool", "schedules", "status"],
+        ["name", "work pool", "schedules", "next run", "status"],
         [
             [
                 d["full_name"],
                 _pool_label(d),
                 "; ".join(s["description"] for s in d["schedules"]) or "none",
+                next_runs_text(d, count=1),
                 d["status"],
             ]
             for d in deployments
@@ -59,14 +60,15 @@ def _pool_label(deployment: dict[str, Any]) -> str:
 @app.command("inspect")
 def inspect(name: NameArg, as_json: JsonOption = False) -> None:
     """Show a deployment."""
-    from push_pools.cli.output import print_fields, print_json
+    from push_pools.cli.output import next_runs_text, print_fields, print_json
 
     with _client() as client:
         deployment = client.get_deployment_by_name(name)
     if as_json:
         print_json(deployment)
     else:
-        print_fields(f"Deployment {deployment['full_name']}", deployment)
+        shown = {**deployment, "next_runs": next_runs_text(deployment)}
+        print_fields(f"Deployment {deployment['full_name']}", shown)
 
 
 @app.command("run")
