@@ -403,6 +403,62 @@ def test_keep_job_keeps_the_old_job(gcp: Gcp) -> None:
     assert len(gcp.jobs()) == 2
 
 
+def test_direct_vpc_egress_reaches_the_job_and_the_execution(gcp: Gcp) -> None:
+    executor = CloudRunExecutor()
+    subnetwork = f"projects/{gcp.project}/regions/{REGION}/subnetworks/flows"
+    run = executor.submit(
+        submission(
+            gcp,
+            command="true",
+            vpc_network="default",
+            vpc_subnetwork=subnetwork,
+            vpc_network_tags=["flows", "egress-nat"],
+            vpc_egress="all-traffic",
+        )
+    )
+    assert wait_status(executor, run, exited).exit_code == 0
+    (job,) = gcp.jobs().values()
+    access = job.spec.template.template.vpc_access
+    assert not access.connector
+    assert access.egress == access.VpcEgress.ALL_TRAFFIC
+    ((network, subnet, tags),) = [
+        (i.network, i.subnetwork, list(i.tags)) for i in access.network_interfaces
+    ]
+    assert (network, subnet, tags) == ("default", subnetwork, ["flows", "egress-nat"])
+    assert gcp.execution_of(run).template.vpc_access == access  # the run got the same network
+    # The network is part of the job: another network is another job.
+    executor.submit(submission(gcp, command="true", vpc_network="other"))
+    assert len(gcp.jobs()) == 2
+
+
+def test_bad_vpc_settings_are_refused_before_any_google_call(gcp: Gcp) -> None:
+    refused = {
+        "not both": {"vpc_connector_name": "conn", "vpc_network": "default"},
+        "is not a VPC network": {"vpc_network": "My Network"},
+        "is in region us-east1, but the job runs in europe-west1": {
+            "vpc_subnetwork": "projects/p/regions/us-east1/subnetworks/flows"
+        },
+        "is not a subnetwork": {"vpc_subnetwork": "regions/x/flows"},
+        "vpc_network_tags apply to direct VPC egress only": {"vpc_network_tags": ["flows"]},
+        "a network tag is 1-63 lowercase": {"vpc_network": "default", "vpc_network_tags": ["A_"]},
+        "vpc_egress must be 'all-traffic' or 'private-ranges-only'": {
+            "vpc_network": "default",
+            "vpc_egress": "everything",
+        },
+        "set vpc_network, vpc_subnetwork or vpc_connector_name too": {"vpc_egress": "all-traffic"},
+    }
+    gcp.emulator.calls.clear()
+    for words, variables in refused.items():
+        with pytest.raises(InvalidInput) as exc:
+            checks.validate_job_variables({"region": REGION, **variables})
+        assert words in exc.value.message, (variables, exc.value.message)
+        with pytest.raises(InvalidInput) as exc:
+            CloudRunExecutor().submit(submission(gcp, command="true", **variables))
+        assert words in exc.value.message
+        assert "\n" not in exc.value.message
+    assert gcp.emulator.calls.mutating() == [] and gcp.jobs() == {}
+
+
 def test_cpu_and_memory_are_checked_before_any_google_call(gcp: Gcp) -> None:
     refused = {
         ("3", "2Gi"): "cpu '3' is not a Cloud Run size",
@@ -554,6 +610,25 @@ def test_invalid_cpu_or_memory_is_refused_at_deploy_time(
         deploy(client, flow_dir, "greet", pool=cloud_run_pool, job_variables={"memory": "1TB"})
     assert "memory" in exc.value.message
     assert client.list_deployments() == []
+
+
+def test_bad_vpc_settings_are_refused_at_deploy_time(
+    client: Any, flow_dir: Path, cloud_run_pool: str
+) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        deploy(
+            client,
+            flow_dir,
+            "greet",
+            pool=cloud_run_pool,
+            job_variables={"vpc_connector_name": "conn", "vpc_subnetwork": "flows"},
+        )
+    assert "not both" in exc.value.message
+    assert client.list_deployments() == []
+    deployed = deploy(
+        client, flow_dir, "greet", pool=cloud_run_pool, job_variables={"vpc_subnetwork": "flows"}
+    )
+    assert deployed["job_variables"]["vpc_subnetwork"] == "flows"
 
 
 # --------------------------------------------------------------------------- the execution index
