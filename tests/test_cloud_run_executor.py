@@ -24,7 +24,12 @@ import pytest
 
 from push_pools import pool_types, templates
 from push_pools.errors import AuthenticationError, InvalidInput, PushPoolsError
-from push_pools.executors.base import InfrastructureState, InfrastructureStatus, Submission
+from push_pools.executors.base import (
+    InfrastructureState,
+    InfrastructureStatus,
+    Retirement,
+    Submission,
+)
 from push_pools.executors.cloud_run import checks
 from push_pools.executors.cloud_run.executor import CloudRunExecutor
 from push_pools.executors.cloud_run.template import POOL_TYPE, default_template
@@ -457,6 +462,62 @@ def test_bad_vpc_settings_are_refused_before_any_google_call(gcp: Gcp) -> None:
         assert words in exc.value.message
         assert "\n" not in exc.value.message
     assert gcp.emulator.calls.mutating() == [] and gcp.jobs() == {}
+
+
+def retirement(gcp: Gcp, deployment_id: str | None = None, **variables: Any) -> Retirement:
+    """What the dispatcher hands over once a deployment is deleted."""
+    return Retirement(
+        deployment_id=deployment_id or gcp.deployment_id,
+        pool_name="cloud-run-pool",
+        job_configuration=job_configuration(gcp, **variables),
+    )
+
+
+def test_forgetting_a_deployment_deletes_all_its_jobs_but_no_other(gcp: Gcp) -> None:
+    executor = CloudRunExecutor()
+    runs = [
+        executor.submit(submission(gcp, command="true")),
+        executor.submit(submission(gcp, command="true", memory="1Gi")),  # a second job
+        executor.submit(replace(submission(gcp, command="true"), deployment_id="other")),
+        executor.submit(replace(submission(gcp, command="true"), pool_name="other-pool")),
+    ]
+    for run in runs:
+        wait_status(executor, run, exited)
+    assert len(gcp.jobs()) == 4
+    executor.forget_deployment(retirement(gcp))
+    left = {j.spec.labels["push-pools-deployment"] for j in gcp.jobs().values()}
+    assert len(gcp.jobs()) == 2 and left == {"other", gcp.deployment_id}
+    (same_deployment_other_pool,) = [
+        j for j in gcp.jobs().values() if j.spec.labels["push-pools-pool"] == "other-pool"
+    ]
+    assert same_deployment_other_pool.spec.labels["push-pools-deployment"] == gcp.deployment_id
+    executor.forget_deployment(retirement(gcp))  # again: nothing left to do, no error
+    assert len(gcp.jobs()) == 2
+    # A server that never ran the deployment (restarted) finds its jobs by their labels.
+    CloudRunExecutor().forget_deployment(retirement(gcp, deployment_id="other"))
+    assert len(gcp.jobs()) == 1
+
+
+def test_a_job_still_running_a_run_is_deleted_only_after_the_run_ends(gcp: Gcp) -> None:
+    executor = CloudRunExecutor()
+    busy = executor.submit(submission(gcp, command=NAP, args=["60"]))
+    wait_status(executor, busy, lambda s: s.state == InfrastructureState.RUNNING)
+    with pytest.raises(PushPoolsError) as exc:
+        executor.forget_deployment(retirement(gcp))
+    assert "still runs an execution" in exc.value.message
+    assert len(gcp.jobs()) == 1
+    assert gcp.execution_of(busy).state == "RUNNING"  # left alone
+    executor.cancel(busy)
+    wait_status(executor, busy, exited)
+    executor.forget_deployment(retirement(gcp))
+    assert gcp.jobs() == {}
+
+
+def test_keep_job_survives_the_deployment(gcp: Gcp) -> None:
+    executor = CloudRunExecutor()
+    wait_status(executor, executor.submit(submission(gcp, command="true", keep_job=True)), exited)
+    executor.forget_deployment(retirement(gcp))
+    assert len(gcp.jobs()) == 1
 
 
 def test_cpu_and_memory_are_checked_before_any_google_call(gcp: Gcp) -> None:

@@ -146,13 +146,8 @@ class CloudRunJob:
         if vpc_access is not None:
             task["vpc_access"] = vpc_access
         labels = dict(self.labels)
-        labels.update(
-            {
-                MANAGED_BY_LABEL: "push-pools",
-                POOL_LABEL: _label_value(pool_name or "pool"),
-                DEPLOYMENT_LABEL: _label_value(deployment_id or NO_DEPLOYMENT),
-            }
-        )
+        labels[MANAGED_BY_LABEL] = "push-pools"
+        labels.update(family_labels(pool_name, deployment_id))
         if self.keep_job:
             labels[KEEP_LABEL] = "true"
         return {
@@ -220,6 +215,14 @@ def parse_infrastructure_id(infrastructure_id: str) -> ExecutionRef | None:
     if len(parts) != 5 or parts[0] != ID_PREFIX or not all(parts[1:]):
         return None
     return ExecutionRef(project=parts[1], region=parts[2], job_id=parts[3], name=parts[4])
+
+
+def family_labels(pool_name: str, deployment_id: str | None) -> dict[str, str]:
+    """The labels every job of one deployment on one pool carries, whatever its settings."""
+    return {
+        POOL_LABEL: _label_value(pool_name or "pool"),
+        DEPLOYMENT_LABEL: _label_value(deployment_id or NO_DEPLOYMENT),
+    }
 
 
 def _slug(text: str) -> str:
