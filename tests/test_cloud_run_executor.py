@@ -10,6 +10,7 @@ dispatcher starts runs on "Cloud Run".
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 import time
@@ -671,6 +672,60 @@ def test_invalid_cpu_or_memory_is_refused_at_deploy_time(
         deploy(client, flow_dir, "greet", pool=cloud_run_pool, job_variables={"memory": "1TB"})
     assert "memory" in exc.value.message
     assert client.list_deployments() == []
+
+
+JOB_DELETE = r"^DELETE /v2/projects/[^/]+/locations/[^/]+/jobs/[^/]+$"
+
+
+def job_deletes(gcp: Gcp) -> list[Any]:
+    return [
+        c
+        for c in gcp.emulator.calls
+        if re.search(JOB_DELETE, f"{c.method} {c.path}") and f"/{gcp.project}/" in c.path
+    ]
+
+
+def test_deleting_a_deployment_deletes_its_job_once_its_last_run_ends(
+    client: Any, flow_dir: Path, cloud_run_pool: str, gcp: Gcp
+) -> None:
+    deployment = deploy(client, flow_dir, "sleepy", pool=cloud_run_pool)
+    done = client.create_run(deployment["id"], {"parameters": {"seconds": 0}})
+    assert wait_for_state(client, done["id"], timeout=40)["state"] == "COMPLETED"
+    running = client.create_run(deployment["id"], {"parameters": {"seconds": 60}})
+    execution = gcp.execution_of(
+        wait_for_state(client, running["id"], {"RUNNING"}, timeout=30)["infrastructure_id"]
+    )
+    assert len(gcp.jobs()) == 1
+    # The first deletion is refused: the server tries again later, without being asked.
+    gcp.emulator.faults.add(JOB_DELETE, code="PERMISSION_DENIED")
+    client.delete_deployment(deployment["id"], force=True)
+    wait_until(lambda: gcp.jobs() == {}, timeout=60)
+    assert wait_for_state(client, running["id"], timeout=5)["state"] == "CANCELLED"
+    # The run was cancelled first (the forced delete), its job deleted after; the refused
+    # attempt was retried.
+    calls = [f"{c.method} {c.path}" for c in gcp.emulator.calls]
+    cancelled_at = calls.index(f"POST /v2/{execution.name}:cancel")
+    assert cancelled_at < calls.index(f"DELETE /v2/{execution.job_name}")
+    assert [c.code for c in job_deletes(gcp)] == ["PERMISSION_DENIED", "OK"]
+    deleted_at = len(gcp.emulator.calls)
+    time.sleep(2.5)  # a few dispatcher ticks: the finished note makes no call again
+    later = list(gcp.emulator.calls)[deleted_at:]
+    assert not [c for c in later if "/jobs" in c.path and f"/{gcp.project}/" in c.path]
+
+
+def test_deleting_a_pool_deletes_its_deployments_jobs(
+    client: Any, flow_dir: Path, cloud_run_pool: str, gcp: Gcp
+) -> None:
+    deployment = deploy(client, flow_dir, "sleepy", pool=cloud_run_pool)
+    run = client.create_run(deployment["id"], {"parameters": {"seconds": 0}})
+    assert wait_for_state(client, run["id"], timeout=40)["state"] == "COMPLETED"
+    assert len(gcp.jobs()) == 1
+    client.delete_work_pool(cloud_run_pool, force=True)
+    wait_until(lambda: gcp.jobs() == {}, timeout=30)
+    # Deleting the deployment afterwards deletes nothing twice.
+    client.delete_deployment(deployment["id"], force=True)
+    time.sleep(2.5)
+    assert len(job_deletes(gcp)) == 1
 
 
 def test_bad_vpc_settings_are_refused_at_deploy_time(
