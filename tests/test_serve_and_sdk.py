@@ -124,3 +124,56 @@ def test_calling_a_flow_runs_it_locally(flow_dir) -> None:
     greet = load(flow_dir, "greet")
     assert greet("Ada", 1) == "greeted Ada"
     assert sys.modules  # the call needs no server: PUSH_POOLS_API_URL points nowhere here
+
+
+def test_stopping_serve_pauses_its_deployment_and_leaves_no_run_waiting(
+    server, client, flow_dir
+) -> None:
+    import os
+    import signal
+    import time
+
+    script = flow_dir / "serve_it.py"
+    script.write_text(
+        "from flows import greet\n"
+        "if __name__ == '__main__':\n"
+        "    greet.serve('local', interval=1)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(flow_dir), *sys.path])}
+    serving = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=flow_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not completed_runs(client, "greet/local"):
+            assert serving.poll() is None, serving.communicate()
+            assert time.monotonic() < deadline, "no run of the served deployment completed"
+            time.sleep(0.2)
+        serving.send_signal(signal.SIGINT)
+        out, err = serving.communicate(timeout=30)
+    finally:
+        serving.kill()
+    assert serving.returncode == 0, err
+    assert "Traceback" not in err
+    assert "Stopped serving 'greet/local': deployment paused" in out
+
+    deployment = client.get_deployment_by_name("greet/local")
+    assert deployment["status"] == "PAUSED"
+    assert deployment["next_runs"] == []
+    runs = client.list_runs(deployment="greet/local", limit=1000)
+    waiting = [r for r in runs if r["state"] in ("SCHEDULED", "LATE", "PENDING", "RUNNING")]
+    assert waiting == [], [(r["name"], r["state"]) for r in waiting]
+
+
+def completed_runs(client, full_name: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    from push_pools.errors import NotFound
+
+    try:
+        return client.list_runs(deployment=full_name, state=["COMPLETED"])
+    except NotFound:
+        return []  # not deployed yet
