@@ -82,6 +82,10 @@ class WorkPoolOut(BaseModel):
     name: str
     type: str
     status: str
+    status_reason: str | None = Field(
+        default=None,
+        description="Why a push pool is NOT_READY: what its job template lacks to make a job.",
+    )
     description: str | None
     paused: bool
     concurrency_limit: int | None
@@ -193,6 +197,9 @@ class DeploymentOut(BaseModel):
     paused: bool
     concurrency_limit: int | None
     status: str
+    # Why its runs could not start (NOT_READY): what its pool's job variables, with its own on
+    # top, lack.
+    status_reason: str | None = None
     created: datetime
     updated: datetime
 

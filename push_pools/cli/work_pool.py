@@ -75,7 +75,8 @@ def _show_pool(pool: dict[str, Any], as_json: bool, verb: str | None = None) -> 
     fields: dict[str, Any] = {
         "id": pool["id"],
         "type": pool["type"],
-        "status": pool["status"],
+        "status": pool["status"]
+        + (f" ({pool['status_reason']})" if pool.get("status_reason") else ""),
         "paused": pool["paused"],
         "concurrency_limit": pool["concurrency_limit"],
         "description": pool["description"],

@@ -28,6 +28,11 @@ def print_summary(deployment: dict[str, Any], *, created: bool) -> None:
         out.print(f"  next runs: {next_runs_text(deployment)}", markup=False)
     else:
         out.print("  schedule:  none (runs start only when asked)", markup=False)
+    if deployment.get("status_reason"):
+        out.print(
+            f"[yellow]Warning:[/yellow] its runs cannot start yet: {deployment['status_reason']}",
+            highlight=False,
+        )
     if deployment.get("paused"):
         out.print("  paused:    yes (resume it to let its schedules make runs)", markup=False)
     out.print(f"Run it with: push-pools deployment run '{full_name}'", markup=False)

@@ -81,6 +81,11 @@ def deployment_out(session: Session, deployment: Deployment) -> DeploymentOut:
             .order_by(DeploymentSchedule.created, DeploymentSchedule.id)
         )
     )
+    reason = (
+        pool_store.not_ready_reason(pool, deployment.job_variables)
+        if pool is not None and not pool.deleted
+        else None
+    )
     return DeploymentOut(
         id=deployment.id,
         name=deployment.name,
@@ -101,7 +106,8 @@ def deployment_out(session: Session, deployment: Deployment) -> DeploymentOut:
         tags=deployment.tags,
         paused=deployment.paused,
         concurrency_limit=deployment.concurrency_limit,
-        status="PAUSED" if deployment.paused else "READY",
+        status="PAUSED" if deployment.paused else ("NOT_READY" if reason else "READY"),
+        status_reason=reason,
         created=deployment.created,
         updated=deployment.updated,
     )

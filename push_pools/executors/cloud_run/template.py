@@ -315,6 +315,29 @@ def default_template() -> dict[str, Any]:
     }
 
 
+def not_ready_reason(values: dict[str, Any]) -> str | None:
+    """Why no Cloud Run job can be made from these job variables (PoolType.readiness_check):
+    no project from the variables, a credentials block or application-default credentials."""
+    import os
+    from pathlib import Path
+
+    if values.get("project") or values.get("credentials"):
+        return None
+    if any(
+        os.environ.get(name)
+        for name in ("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "GOOGLE_APPLICATION_CREDENTIALS")
+    ):
+        return None
+    gcloud = Path(os.environ.get("CLOUDSDK_CONFIG") or Path("~/.config/gcloud").expanduser())
+    if (gcloud / "application_default_credentials.json").is_file():
+        return None
+    return (
+        "no Google Cloud project: set the job variable 'project' or 'credentials' "
+        "(work-pool update, or --provision-infra), or application-default credentials on "
+        "the server"
+    )
+
+
 POOL_TYPE = pool_types.PoolType(
     name="cloud-run:push",
     description=(
@@ -325,6 +348,7 @@ POOL_TYPE = pool_types.PoolType(
     executor="push_pools.executors.cloud_run.executor:CloudRunExecutor",
     is_push=True,
     job_variables_check="push_pools.executors.cloud_run.checks:validate_job_variables",
+    readiness_check="push_pools.executors.cloud_run.template:not_ready_reason",
     credential_slots=("credentials",),
     start_timeout_variable="start_timeout_seconds",
     max_run_variable="timeout",
