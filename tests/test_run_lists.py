@@ -21,6 +21,7 @@ from push_pools.store.tables import Deployment
 pytestmark = pytest.mark.store
 
 T0 = datetime(2030, 1, 7, 12, 0, tzinfo=UTC)
+LATER = T0 + timedelta(days=1)  # every seeded run is due by then
 
 
 @pytest.fixture
@@ -71,10 +72,10 @@ def test_runs_of_several_states_come_newest_first_across_states(store: Store) ->
     wanted = [r for r in every_run if r[1] in ("COMPLETED", "FAILED")]
     with store.read_session() as session:
         listed = run_store.list_runs(
-            session, states=[StateType.FAILED, StateType.COMPLETED], limit=5
+            session, states=[StateType.FAILED, StateType.COMPLETED], limit=5, now=LATER
         )
         assert [r.id for r in listed] == [r[0] for r in wanted[:5]]
-        one = run_store.list_runs(session, states=[StateType.SCHEDULED], limit=50)
+        one = run_store.list_runs(session, states=[StateType.SCHEDULED], limit=50, now=LATER)
         assert [r.id for r in one] == [r[0] for r in every_run if r[1] == "SCHEDULED"]
 
 
@@ -85,16 +86,30 @@ def test_the_api_and_cli_filter_runs_by_pool(
     server = server_factory()
     with Client(server.api_url) as client:
         in_a = client.list_runs(work_pool="a")
-        assert [r["id"] for r in in_a] == [r[0] for r in made["a"]]
+        # All in 2030, so all upcoming: the soonest first.
+        assert [r["id"] for r in in_a] == [r[0] for r in reversed(made["a"])]
         assert {r["work_pool_name"] for r in in_a} == {"a"}
         failed_in_b = client.list_runs(work_pool="b", state=["FAILED"])
-        assert [r["id"] for r in failed_in_b] == [r[0] for r in made["b"] if r[1] == "FAILED"]
+        assert [r["id"] for r in failed_in_b] == [
+            r[0] for r in reversed(made["b"]) if r[1] == "FAILED"
+        ]
         with pytest.raises(NotFound, match="work pool 'nope' not found"):
             client.list_runs(work_pool="nope")
 
     result = cli("flow-run", "ls", "--pool", "a", "--limit", "2", "--json")
     assert result.exit_code == 0, result.stderr
-    assert [r["id"] for r in result.json()] == [r[0] for r in made["a"][:2]]
+    assert [r["id"] for r in result.json()] == [r[0] for r in reversed(made["a"])][:2]
+
+
+def test_recent_runs_lead_and_runs_made_ahead_follow_soonest_first(store: Store) -> None:
+    made = seed(store)  # hourly from T0, newest first per pool
+    every_run = sorted(made["a"] + made["b"], key=lambda r: r[2])  # oldest first
+    now = T0 + timedelta(hours=5, minutes=30)  # runs 0-5 are due, 6-11 upcoming
+    with store.read_session() as session:
+        listed = [r.id for r in run_store.list_runs(session, limit=8, now=now)]
+    due = [r[0] for r in reversed(every_run[:6])]
+    upcoming = [r[0] for r in every_run[6:]]
+    assert listed == due + upcoming[:2]
 
 
 def test_a_deployment_s_runs_ignore_other_deployments(store: Store) -> None:
@@ -102,7 +117,7 @@ def test_a_deployment_s_runs_ignore_other_deployments(store: Store) -> None:
     with store.read_session() as session:
         deployment = deployment_store.get_deployment_by_name(session, "f", "in-a")
         assert isinstance(deployment, Deployment)
-        listed = run_store.list_runs(session, deployment_id=deployment.id, limit=3)
+        listed = run_store.list_runs(session, deployment_id=deployment.id, limit=3, now=LATER)
         assert [r.id for r in listed] == [r[0] for r in made["a"][:3]]
 
 

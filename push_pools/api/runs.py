@@ -46,7 +46,12 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.get("/flow_runs", response_model=list[FlowRunOut])
+@router.get(
+    "/flow_runs",
+    response_model=list[FlowRunOut],
+    description="Runs matching every filter: those due by now, the latest first, then the "
+    "upcoming ones, the soonest first.",
+)
 def list_flow_runs(
     session: SessionDep,
     state: Annotated[list[StateType] | None, Query()] = None,

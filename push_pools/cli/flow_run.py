@@ -78,7 +78,7 @@ def ls(
     limit: Annotated[int, typer.Option(min=1, max=10000, help="Most runs to show.")] = 20,
     as_json: JsonOption = False,
 ) -> None:
-    """List flow runs, newest scheduled first."""
+    """List flow runs: the most recent first, then the upcoming ones, soonest first."""
     from push_pools.cli.output import print_json, print_table, short_time, styled_state
     from push_pools.errors import InvalidInput
     from push_pools.states import StateType

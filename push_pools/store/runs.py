@@ -171,32 +171,51 @@ def list_runs(
     deployment_id: str | None = None,
     work_pool_id: str | None = None,
     limit: int = 50,
+    now: datetime | None = None,
 ) -> list[FlowRun]:
-    """The runs matching every filter given, latest scheduled time first."""
+    """The runs matching every filter given: those due by `now` (default: the present), the
+    latest first, then the upcoming ones, the soonest first. So the most recent runs lead, and
+    the runs a schedule made ahead never hide them."""
     query = select(FlowRun)
     if deployment_id:
         query = query.where(FlowRun.deployment_id == deployment_id)
     if work_pool_id:
         query = query.where(FlowRun.work_pool_id == work_pool_id)
     values = sorted({s.value for s in states or []})
+    cutoff = now or utcnow()
+    due = _in_order(session, query.where(FlowRun.scheduled_time <= cutoff), values, limit, True)
+    if len(due) >= limit:
+        return due
+    later = query.where(FlowRun.scheduled_time > cutoff)
+    return due + _in_order(session, later, values, limit - len(due), False)
+
+
+def _in_order(
+    session: Session,
+    query: Select[tuple[FlowRun]],
+    values: list[str],
+    limit: int,
+    newest_first: bool,
+) -> list[FlowRun]:
+    """At most `limit` runs of `query` in one of the states `values` (any when empty), by
+    scheduled time, newest or soonest first."""
+    when = FlowRun.scheduled_time.desc() if newest_first else FlowRun.scheduled_time.asc()
     if len(values) <= 1:
         if values:
             query = query.where(FlowRun.state_type == values[0])
-        return list(session.scalars(_newest_first(query, limit)))
+        return list(session.scalars(query.order_by(when, FlowRun.id).limit(limit)))
     # One query per state: each reads its index in order and stops at `limit`, where
     # `state IN (...)` would sort every matching run of a large store first.
     runs = [
         run
         for value in values
-        for run in session.scalars(_newest_first(query.where(FlowRun.state_type == value), limit))
+        for run in session.scalars(
+            query.where(FlowRun.state_type == value).order_by(when, FlowRun.id).limit(limit)
+        )
     ]
     runs.sort(key=lambda r: r.id)
-    runs.sort(key=lambda r: r.scheduled_time, reverse=True)
+    runs.sort(key=lambda r: r.scheduled_time, reverse=newest_first)
     return runs[:limit]
-
-
-def _newest_first(query: Select[tuple[FlowRun]], limit: int) -> Select[tuple[FlowRun]]:
-    return query.order_by(FlowRun.scheduled_time.desc(), FlowRun.id).limit(limit)
 
 
 def states_of(session: Session, run_id: str) -> list[StateOut]:
