@@ -85,6 +85,7 @@ class AciExecutor(BaseExecutor):
         self._locations: dict[tuple[int, str, str], str] = {}
         self._registered: set[tuple[int, str]] = set()
         self._status_pool: ThreadPoolExecutor | None = None
+        self._setup_lock = threading.Lock()
 
     # ------------------------------------------------------------------ submit
 
@@ -150,6 +151,14 @@ class AciExecutor(BaseExecutor):
         key = (id(connection), subscription.lower())
         if key in self._registered:
             return
+        # One thread looks; the dispatcher's others wait for its answer instead of asking too.
+        with self._setup_lock:
+            if key not in self._registered:
+                self._register(connection, subscription)
+                with self._lock:
+                    self._registered.add(key)
+
+    def _register(self, connection: Connection, subscription: str) -> None:
         providers = connection.resources(subscription).providers
         with azure_errors(f"read the {NAMESPACE} provider of subscription {subscription}"):
             state = providers.get(NAMESPACE).registration_state
@@ -174,8 +183,6 @@ class AciExecutor(BaseExecutor):
                 time.sleep(REGISTRATION_POLL_SECONDS)
                 with azure_errors(f"read the {NAMESPACE} provider of subscription {subscription}"):
                     state = providers.get(NAMESPACE).registration_state
-        with self._lock:
-            self._registered.add(key)
 
     def _location(self, connection: Connection, ref: GroupRef) -> str:
         """The resource group's location, the default of the job variable 'location'."""
