@@ -393,6 +393,21 @@ def test_registry_identity_subnets_and_dns_reach_the_group(azure: Azure) -> None
         azure.emulator.pending_images.discard("flows.azurecr.io/etl:1")
 
 
+def test_group_names_derive_from_the_run_and_fit_aci() -> None:
+    from push_pools.executors.aci.job import AciJob
+
+    config = {"subscription_id": "s", "resource_group_name": "rg"}
+    job = AciJob.from_configuration(config)
+    name = "pp-0b1c2d3e-4f5a-6b7c-8d9e-0f1a2b3c4d5e-12"
+    assert job.group_name(name) == name  # the same run and attempt: the same group
+    prefixed = AciJob.from_configuration({**config, "name": "Nightly ETL -- of the Sales team"})
+    long_name = prefixed.group_name(name)
+    assert long_name.startswith("nightly-etl-of-the-s")  # lowercase, cut to 20
+    assert len(long_name) <= 63 and long_name[-1] != "-" and "--" not in long_name
+    with pytest.raises(InvalidInput, match="arm_template"):
+        AciJob.from_configuration({"arm_template": {}})  # Prefect's worker layout
+
+
 # --------------------------------------------------------------------------- bad input
 
 

@@ -144,6 +144,16 @@ class Connection:
                 self._clients[key] = client
         return client
 
+    def close(self) -> None:
+        """Close the clients' HTTP sessions and the credential's."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+            credential, self._credential = self._credential, None
+        for closable in [*clients, credential]:
+            close = getattr(closable, "close", None)
+            if close is not None:
+                close()
+
 
 class Connections:
     """One Connection per credentials (and endpoint), so runs share clients and tokens."""
@@ -151,6 +161,12 @@ class Connections:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._connections: dict[tuple[str, str | None], Connection] = {}
+
+    def close(self) -> None:
+        with self._lock:
+            connections = list(self._connections.values())
+        for connection in connections:
+            connection.close()
 
     def get(self, block: BlockCredentials | None) -> Connection:
         key = (block.fingerprint() if block else "-", settings.azure_endpoint())

@@ -220,6 +220,7 @@ class AciExecutor(BaseExecutor):
             pool, self._status_pool = self._status_pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+        self._connections.close()
 
     def _status_of_id(self, infrastructure_id: str) -> InfrastructureStatus:
         known = self._resolve(infrastructure_id)
@@ -234,7 +235,11 @@ class AciExecutor(BaseExecutor):
         )
         if result.reason == "start_timeout":
             # Never let it start after its run was crashed; cleanup (or cancel) deletes it.
-            self._stop(known)
+            # Best effort: the outcome is reported even if the stop fails.
+            try:
+                self._stop(known)
+            except AzureError:
+                pass
         if result.state != InfrastructureState.EXITED or result.exit_code == 0:
             return result
         # The outcome matters more than its details: report it without them if they fail.
