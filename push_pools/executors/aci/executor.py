@@ -108,8 +108,9 @@ class AciExecutor(BaseExecutor):
         ref = GroupRef(subscription, job.resource_group, name)
         infrastructure_id = ref.infrastructure_id
         with self._lock:
-            if infrastructure_id in self._known:
-                return infrastructure_id  # created by an earlier attempt in this process
+            known = self._known.get(infrastructure_id)
+        if known is not None and known.created_at is not None:
+            return infrastructure_id  # created by an earlier attempt in this process
         self._ensure_provider(connection, subscription)
         # Adopt what an earlier attempt under this name created (a retried submit, another
         # server): a second PUT of a finished group would run it again.
@@ -160,8 +161,11 @@ class AciExecutor(BaseExecutor):
 
     def _register(self, connection: Connection, subscription: str) -> None:
         providers = connection.resources(subscription).providers
-        with azure_errors(f"read the {NAMESPACE} provider of subscription {subscription}"):
-            state = providers.get(NAMESPACE).registration_state
+        try:
+            with azure_errors(f"read the {NAMESPACE} provider of subscription {subscription}"):
+                state = providers.get(NAMESPACE).registration_state
+        except AzureAccessDenied:
+            return  # may not even look: the create says what is missing, if anything
         if state != "Registered":
             try:
                 with azure_errors(f"register {NAMESPACE} in subscription {subscription}"):
