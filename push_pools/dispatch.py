@@ -28,6 +28,7 @@ from push_pools.errors import PushPoolsError
 from push_pools.executors import load_executor
 from push_pools.executors.base import InfrastructureState, InfrastructureStatus, Submission
 from push_pools.hosts import HostWatch
+from push_pools.retire import Retirer
 from push_pools.states import ACTIVE, FINAL, StateType
 from push_pools.store import run_tokens
 from push_pools.store import runs as run_store
@@ -42,6 +43,7 @@ STATUS_BATCH = 100
 # between claim and submit; another dispatcher resubmits it (the name makes that safe).
 DEFAULT_LEASE_SECONDS = 30.0
 MAX_CHECK_INTERVAL = 30.0
+RETIRE_INTERVAL = 1.0
 ACTIVE_VALUES = [s.value for s in ACTIVE]
 
 
@@ -126,6 +128,8 @@ class Dispatcher:
         # Infrastructure ids this dispatcher already asked its executor to stop.
         self._stopping: set[str] = set()
         self._box: Any = None
+        self.retirer = Retirer(store, self.executor, self._secret_box)
+        self._next_retire = 0.0
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -151,6 +155,7 @@ class Dispatcher:
             try:
                 submitted = self.dispatch_once()
                 self.watch_once()
+                self._retire_due()
             except Exception:  # one bad tick must not end dispatching; the next one retries
                 log.exception("dispatch tick failed")
                 submitted = 0
@@ -160,6 +165,14 @@ class Dispatcher:
             # created through another server sharing the store.
             self.wake.wait(self._next_wait())
             self.wake.clear()
+
+    def _retire_due(self) -> None:
+        """Forget deleted deployments' infrastructure; looked for at most once a second, as it
+        is rare and never urgent."""
+        if self._monotonic() < self._next_retire:
+            return
+        self._next_retire = self._monotonic() + RETIRE_INTERVAL
+        self.retirer.tick()
 
     def _next_wait(self) -> float:
         if not self._checks:
@@ -309,26 +322,15 @@ class Dispatcher:
         """Render the run's job configuration with its credentials; or say why it cannot run.
 
         `box`: what _secret_box() returned, read before the transaction began."""
-        from push_pools.store.blocks import resolve_block
+        from push_pools.store.blocks import block_resolver
 
         values = run_store.job_values(session, pool, run, deployment)
-
-        def resolve(block_type: str, block_name: str) -> dict[str, Any]:
-            try:
-                if isinstance(box, PushPoolsError):
-                    raise box
-                return resolve_block(session, box, block_type, block_name)
-            except PushPoolsError as exc:
-                raise PushPoolsError(
-                    f"cannot use credentials block '{block_name}' ({block_type}): {exc.message}"
-                ) from exc
-
         try:
             pool_type = pool_types.get(pool.type)
             config = templates.render_job_configuration(
                 pool.base_job_template,
                 values,
-                resolve,
+                block_resolver(session, box),
                 credential_slots=pool_type.credential_slots,
                 pool_type=pool_type.name,
             )

@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 import time
-import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -127,7 +126,9 @@ def _execute(
     try:
         result = flow.run_with_policy(parameters, on_retry=on_retry, print_sink=shipper.info)
     except Exception as exc:
-        log.error("flow failed:\n%s", traceback.format_exc())
+        from push_pools.tracebacks import user_traceback
+
+        log.error("flow failed:\n%s", user_traceback(exc).rstrip())
         return {"type": "FAILED", "message": f"{type(exc).__name__}: {exc}"}
     log.info("flow completed")
     return {"type": "COMPLETED", "result": jsonable_result(result), "message": "flow completed"}

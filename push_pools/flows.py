@@ -30,6 +30,8 @@ from push_pools.errors import InvalidInput, PushPoolsError
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from push_pools.models import DeploymentOut
+
 __all__ = ["Flow", "FlowTimeout", "flow", "is_flow"]
 
 P = ParamSpec("P")
@@ -324,17 +326,23 @@ class Flow(Generic[P, R]):
     # --- deployment --------------------------------------------------------------------------
     # Thin doors into push_pools.deploy, imported on use so that `@flow` stays import-cheap.
 
-    def deploy(
-        self, name: str, work_pool_name: str | None = None, **options: Any
-    ) -> dict[str, Any]:
-        """Create or update the deployment 'flow-name/name' on the API; return it (JSON).
+    def deploy(self, name: str, work_pool_name: str | None = None, **options: Any) -> DeploymentOut:
+        """Create or update the deployment 'flow-name/name' on the API, print what the CLI's
+        `deploy` prints (pool, schedules, next runs), and return the deployment.
 
         Options: work_queue_name, job_variables, cron, interval, timezone, schedules,
-        parameters, tags, description, paused, entrypoint, source_dir, pull_steps.
+        parameters, tags, description, paused, entrypoint, source_dir, pull_steps, quiet
+        (print nothing).
         """
-        from push_pools.deploy.sdk import deploy_flow
+        from push_pools.deploy.sdk import apply_flow
+        from push_pools.deploy.summary import print_summary
+        from push_pools.models import DeploymentOut
 
-        return deploy_flow(self, name, work_pool_name, **options)
+        quiet = bool(options.pop("quiet", False))
+        applied = apply_flow(self, name, work_pool_name, **options)
+        if not quiet:
+            print_summary(applied.deployment, created=applied.created)
+        return DeploymentOut.model_validate(applied.deployment)
 
     def serve(
         self,

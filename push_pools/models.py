@@ -11,6 +11,13 @@ from push_pools.states import StateType
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 FLOW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,199}$"
+# What each pattern allows, in words, for error messages (a raw regex helps nobody).
+PATTERN_WORDS = {
+    NAME_PATTERN: "1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit "
+    "(no spaces)",
+    FLOW_NAME_PATTERN: "1 to 200 letters, digits, spaces, '_', '.' or '-', starting with a "
+    "letter or digit",
+}
 
 
 def _in_utc_range(value: datetime) -> datetime:
@@ -75,6 +82,10 @@ class WorkPoolOut(BaseModel):
     name: str
     type: str
     status: str
+    status_reason: str | None = Field(
+        default=None,
+        description="Why a push pool is NOT_READY: what its job template lacks to make a job.",
+    )
     description: str | None
     paused: bool
     concurrency_limit: int | None
@@ -180,10 +191,15 @@ class DeploymentOut(BaseModel):
     parameter_schema: dict[str, Any]
     job_variables: dict[str, Any]
     schedules: list[ScheduleOut]
+    # The next fire times of its active schedules (none while paused), soonest first.
+    next_runs: list[datetime] = Field(default_factory=list)
     tags: list[str]
     paused: bool
     concurrency_limit: int | None
     status: str
+    # Why its runs could not start (NOT_READY): what its pool's job variables, with its own on
+    # top, lack.
+    status_reason: str | None = None
     created: datetime
     updated: datetime
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from push_pools.errors import AlreadyExists, InvalidInput
 
-__all__ = ["PoolType", "check_job_variables", "get", "names", "register"]
+__all__ = ["PoolType", "check_job_variables", "get", "names", "not_ready_reason", "register"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,11 @@ class PoolType:
     # where Prefect has one): seconds a run may take to start, seconds it may run (None: no
     # limit from the dispatcher, e.g. when the cloud enforces it), and whether to keep the
     # finished run's infrastructure instead of cleaning it up.
+    # "module.path:function" taking the job variables a run would get (pool defaults, maybe
+    # a deployment's on top) and answering why no job can be made from them, or None. No cloud
+    # call and no SDK import: pool lists call it for every push pool. A pool whose defaults
+    # fail it is NOT_READY with that reason.
+    readiness_check: str | None = None
     start_timeout_variable: str | None = "start_timeout_seconds"
     max_run_variable: str | None = "max_run_seconds"
     keep_infrastructure_variable: str | None = "keep_infrastructure"
@@ -49,6 +54,26 @@ def check_job_variables(pool_type: str, values: dict[str, Any]) -> None:
 
         module_name, _, function_name = check.partition(":")
         getattr(importlib.import_module(module_name), function_name)(values)
+
+
+def not_ready_reason(pool_type: str, values: dict[str, Any]) -> str | None:
+    """Why a push pool of this type cannot make a job from `values` (its job-variable check
+    fails, or its readiness check names what is missing); None when it can."""
+    try:
+        kind = get(pool_type)
+    except InvalidInput as exc:
+        return exc.message
+    try:
+        check_job_variables(pool_type, values)
+    except InvalidInput as exc:
+        return exc.message
+    if not kind.readiness_check:
+        return None
+    import importlib
+
+    module_name, _, function_name = kind.readiness_check.partition(":")
+    reason: str | None = getattr(importlib.import_module(module_name), function_name)(values)
+    return reason
 
 
 _REGISTRY: dict[str, PoolType] = {}

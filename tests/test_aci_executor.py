@@ -408,6 +408,20 @@ def test_group_names_derive_from_the_run_and_fit_aci() -> None:
         AciJob.from_configuration({"arm_template": {}})  # Prefect's worker layout
 
 
+def test_a_pool_without_subscription_or_resource_group_is_not_ready() -> None:
+    reason = pool_types.not_ready_reason(POOL_TYPE.name, {})
+    assert reason is not None
+    assert "'subscription_id'" in reason and "'resource_group_name'" in reason
+    reason = pool_types.not_ready_reason(POOL_TYPE.name, {"aci_credentials": "b"})
+    assert reason is not None and "'resource_group_name'" in reason
+    assert "'subscription_id'" not in reason  # the block may carry it
+    ready = {"subscription_id": "s", "resource_group_name": "rg"}
+    assert pool_types.not_ready_reason(POOL_TYPE.name, ready) is None
+    assert "beyond ACI's limits" in (
+        pool_types.not_ready_reason(POOL_TYPE.name, {**ready, "cpu": 16}) or ""
+    )
+
+
 # --------------------------------------------------------------------------- bad input
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -50,6 +52,8 @@ def test_deploy_creates_then_updates(project: Path, cli) -> None:
     )
     assert result.exit_code == 0, result.stderr
     assert "greet/nightly" in result.stdout and "created" in result.stdout
+    # When it will run: the next three fire times, 02:00 in Berlin.
+    assert "next runs:" in result.stdout
 
     inspected = cli("deployment", "inspect", "greet/nightly", "--json")
     assert inspected.exit_code == 0, inspected.stderr
@@ -78,6 +82,16 @@ def test_deploy_creates_then_updates(project: Path, cli) -> None:
         assert key in deployment, key
     for key in "id cron interval_seconds timezone anchor_date active description".split():
         assert key in schedule, key
+    berlin = ZoneInfo("Europe/Berlin")
+    upcoming = [datetime.fromisoformat(t).astimezone(berlin) for t in deployment["next_runs"]]
+    assert len(upcoming) == 3 and upcoming == sorted(upcoming)
+    assert {(t.hour, t.minute) for t in upcoming} == {(2, 0)}
+    assert upcoming[0] > datetime.now(UTC)
+    shown = cli("deployment", "inspect", "greet/nightly")
+    assert "next_runs" in shown.stdout and " (in " in shown.stdout
+    assert cli("deployment", "pause", "greet/nightly").exit_code == 0
+    assert deployments(cli)["greet/nightly"]["next_runs"] == []  # paused: nothing will run
+    assert cli("deployment", "resume", "greet/nightly").exit_code == 0
 
     again = cli("deploy", *NIGHTLY, "--cron", "30 4 * * 1", "--no-prompt")
     assert again.exit_code == 0, again.stderr

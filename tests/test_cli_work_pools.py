@@ -114,6 +114,39 @@ def test_unknown_pool_type(server, cli) -> None:
     assert cli("work-pool", "ls", "--json").json() == []
 
 
+def test_a_pool_name_with_a_space_is_refused_in_words(server, cli) -> None:
+    result = cli("work-pool", "create", "my pool", "--type", "process")
+    assert_clean_error(result, "'my pool' is not allowed", "no spaces")
+    assert "^[" not in result.stderr  # no raw regular expression
+    assert cli("work-pool", "ls", "--json").json() == []
+
+
+def test_with_json_every_error_is_a_json_object_on_stdout(server, cli) -> None:
+    import json
+
+    cases = {
+        ("work-pool", "create", "x", "--type", "nope", "--json"): "invalid_input",
+        ("work-pool", "inspect", "nope", "--json"): "not_found",
+        (
+            "work-pool",
+            "create",
+            "x",
+            "-t",
+            "process",
+            "--concurrency-limit",
+            "z",
+            "--json",
+        ): "usage",
+    }
+    for args, code in cases.items():
+        result = cli(*args)
+        assert result.exit_code != 0
+        answer = json.loads(result.stdout)
+        assert answer["code"] == code, answer
+        assert answer["error"]
+    assert cli("work-pool", "ls", "--json").json() == []
+
+
 def test_duplicate_pool_name(server, cli) -> None:
     cli("work-pool", "create", "dup", "--type", "process", "--concurrency-limit", "1")
     result = cli("work-pool", "create", "dup", "--type", "process")

@@ -10,6 +10,7 @@ dispatcher starts runs on "Cloud Run".
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 import time
@@ -24,7 +25,12 @@ import pytest
 
 from push_pools import pool_types, templates
 from push_pools.errors import AuthenticationError, InvalidInput, PushPoolsError
-from push_pools.executors.base import InfrastructureState, InfrastructureStatus, Submission
+from push_pools.executors.base import (
+    InfrastructureState,
+    InfrastructureStatus,
+    Retirement,
+    Submission,
+)
 from push_pools.executors.cloud_run import checks
 from push_pools.executors.cloud_run.executor import CloudRunExecutor
 from push_pools.executors.cloud_run.template import POOL_TYPE, default_template
@@ -403,6 +409,118 @@ def test_keep_job_keeps_the_old_job(gcp: Gcp) -> None:
     assert len(gcp.jobs()) == 2
 
 
+def test_direct_vpc_egress_reaches_the_job_and_the_execution(gcp: Gcp) -> None:
+    executor = CloudRunExecutor()
+    subnetwork = f"projects/{gcp.project}/regions/{REGION}/subnetworks/flows"
+    run = executor.submit(
+        submission(
+            gcp,
+            command="true",
+            vpc_network="default",
+            vpc_subnetwork=subnetwork,
+            vpc_network_tags=["flows", "egress-nat"],
+            vpc_egress="all-traffic",
+        )
+    )
+    assert wait_status(executor, run, exited).exit_code == 0
+    (job,) = gcp.jobs().values()
+    access = job.spec.template.template.vpc_access
+    assert not access.connector
+    assert access.egress == access.VpcEgress.ALL_TRAFFIC
+    ((network, subnet, tags),) = [
+        (i.network, i.subnetwork, list(i.tags)) for i in access.network_interfaces
+    ]
+    assert (network, subnet, tags) == ("default", subnetwork, ["flows", "egress-nat"])
+    assert gcp.execution_of(run).template.vpc_access == access  # the run got the same network
+    # The network is part of the job: another network is another job.
+    executor.submit(submission(gcp, command="true", vpc_network="other"))
+    assert len(gcp.jobs()) == 2
+
+
+def test_bad_vpc_settings_are_refused_before_any_google_call(gcp: Gcp) -> None:
+    refused = {
+        "not both": {"vpc_connector_name": "conn", "vpc_network": "default"},
+        "is not a VPC network": {"vpc_network": "My Network"},
+        "is in region us-east1, but the job runs in europe-west1": {
+            "vpc_subnetwork": "projects/p/regions/us-east1/subnetworks/flows"
+        },
+        "is not a subnetwork": {"vpc_subnetwork": "regions/x/flows"},
+        "vpc_network_tags apply to direct VPC egress only": {"vpc_network_tags": ["flows"]},
+        "a network tag is 1-63 lowercase": {"vpc_network": "default", "vpc_network_tags": ["A_"]},
+        "vpc_egress must be 'all-traffic' or 'private-ranges-only'": {
+            "vpc_network": "default",
+            "vpc_egress": "everything",
+        },
+        "set vpc_network, vpc_subnetwork or vpc_connector_name too": {"vpc_egress": "all-traffic"},
+    }
+    gcp.emulator.calls.clear()
+    for words, variables in refused.items():
+        with pytest.raises(InvalidInput) as exc:
+            checks.validate_job_variables({"region": REGION, **variables})
+        assert words in exc.value.message, (variables, exc.value.message)
+        with pytest.raises(InvalidInput) as exc:
+            CloudRunExecutor().submit(submission(gcp, command="true", **variables))
+        assert words in exc.value.message
+        assert "\n" not in exc.value.message
+    assert gcp.emulator.calls.mutating() == [] and gcp.jobs() == {}
+
+
+def retirement(gcp: Gcp, deployment_id: str | None = None, **variables: Any) -> Retirement:
+    """What the dispatcher hands over once a deployment is deleted."""
+    return Retirement(
+        deployment_id=deployment_id or gcp.deployment_id,
+        pool_name="cloud-run-pool",
+        job_configuration=job_configuration(gcp, **variables),
+    )
+
+
+def test_forgetting_a_deployment_deletes_all_its_jobs_but_no_other(gcp: Gcp) -> None:
+    executor = CloudRunExecutor()
+    runs = [
+        executor.submit(submission(gcp, command="true")),
+        executor.submit(submission(gcp, command="true", memory="1Gi")),  # a second job
+        executor.submit(replace(submission(gcp, command="true"), deployment_id="other")),
+        executor.submit(replace(submission(gcp, command="true"), pool_name="other-pool")),
+    ]
+    for run in runs:
+        wait_status(executor, run, exited)
+    assert len(gcp.jobs()) == 4
+    executor.forget_deployment(retirement(gcp))
+    left = {j.spec.labels["push-pools-deployment"] for j in gcp.jobs().values()}
+    assert len(gcp.jobs()) == 2 and left == {"other", gcp.deployment_id}
+    (same_deployment_other_pool,) = [
+        j for j in gcp.jobs().values() if j.spec.labels["push-pools-pool"] == "other-pool"
+    ]
+    assert same_deployment_other_pool.spec.labels["push-pools-deployment"] == gcp.deployment_id
+    executor.forget_deployment(retirement(gcp))  # again: nothing left to do, no error
+    assert len(gcp.jobs()) == 2
+    # A server that never ran the deployment (restarted) finds its jobs by their labels.
+    CloudRunExecutor().forget_deployment(retirement(gcp, deployment_id="other"))
+    assert len(gcp.jobs()) == 1
+
+
+def test_a_job_still_running_a_run_is_deleted_only_after_the_run_ends(gcp: Gcp) -> None:
+    executor = CloudRunExecutor()
+    busy = executor.submit(submission(gcp, command=NAP, args=["60"]))
+    wait_status(executor, busy, lambda s: s.state == InfrastructureState.RUNNING)
+    with pytest.raises(PushPoolsError) as exc:
+        executor.forget_deployment(retirement(gcp))
+    assert "still runs an execution" in exc.value.message
+    assert len(gcp.jobs()) == 1
+    assert gcp.execution_of(busy).state == "RUNNING"  # left alone
+    executor.cancel(busy)
+    wait_status(executor, busy, exited)
+    executor.forget_deployment(retirement(gcp))
+    assert gcp.jobs() == {}
+
+
+def test_keep_job_survives_the_deployment(gcp: Gcp) -> None:
+    executor = CloudRunExecutor()
+    wait_status(executor, executor.submit(submission(gcp, command="true", keep_job=True)), exited)
+    executor.forget_deployment(retirement(gcp))
+    assert len(gcp.jobs()) == 1
+
+
 def test_cpu_and_memory_are_checked_before_any_google_call(gcp: Gcp) -> None:
     refused = {
         ("3", "2Gi"): "cpu '3' is not a Cloud Run size",
@@ -554,6 +672,79 @@ def test_invalid_cpu_or_memory_is_refused_at_deploy_time(
         deploy(client, flow_dir, "greet", pool=cloud_run_pool, job_variables={"memory": "1TB"})
     assert "memory" in exc.value.message
     assert client.list_deployments() == []
+
+
+JOB_DELETE = r"^DELETE /v2/projects/[^/]+/locations/[^/]+/jobs/[^/]+$"
+
+
+def job_deletes(gcp: Gcp) -> list[Any]:
+    return [
+        c
+        for c in gcp.emulator.calls
+        if re.search(JOB_DELETE, f"{c.method} {c.path}") and f"/{gcp.project}/" in c.path
+    ]
+
+
+def test_deleting_a_deployment_deletes_its_job_once_its_last_run_ends(
+    client: Any, flow_dir: Path, cloud_run_pool: str, gcp: Gcp
+) -> None:
+    deployment = deploy(client, flow_dir, "sleepy", pool=cloud_run_pool)
+    done = client.create_run(deployment["id"], {"parameters": {"seconds": 0}})
+    assert wait_for_state(client, done["id"], timeout=40)["state"] == "COMPLETED"
+    running = client.create_run(deployment["id"], {"parameters": {"seconds": 60}})
+    execution = gcp.execution_of(
+        wait_for_state(client, running["id"], {"RUNNING"}, timeout=30)["infrastructure_id"]
+    )
+    assert len(gcp.jobs()) == 1
+    # The first deletion is refused: the server tries again later, without being asked.
+    gcp.emulator.faults.add(JOB_DELETE, code="PERMISSION_DENIED")
+    client.delete_deployment(deployment["id"], force=True)
+    wait_until(lambda: gcp.jobs() == {}, timeout=60)
+    assert wait_for_state(client, running["id"], timeout=5)["state"] == "CANCELLED"
+    # The run was cancelled first (the forced delete), its job deleted after; the refused
+    # attempt was retried.
+    calls = [f"{c.method} {c.path}" for c in gcp.emulator.calls]
+    cancelled_at = calls.index(f"POST /v2/{execution.name}:cancel")
+    assert cancelled_at < calls.index(f"DELETE /v2/{execution.job_name}")
+    assert [c.code for c in job_deletes(gcp)] == ["PERMISSION_DENIED", "OK"]
+    deleted_at = len(gcp.emulator.calls)
+    time.sleep(2.5)  # a few dispatcher ticks: the finished note makes no call again
+    later = list(gcp.emulator.calls)[deleted_at:]
+    assert not [c for c in later if "/jobs" in c.path and f"/{gcp.project}/" in c.path]
+
+
+def test_deleting_a_pool_deletes_its_deployments_jobs(
+    client: Any, flow_dir: Path, cloud_run_pool: str, gcp: Gcp
+) -> None:
+    deployment = deploy(client, flow_dir, "sleepy", pool=cloud_run_pool)
+    run = client.create_run(deployment["id"], {"parameters": {"seconds": 0}})
+    assert wait_for_state(client, run["id"], timeout=40)["state"] == "COMPLETED"
+    assert len(gcp.jobs()) == 1
+    client.delete_work_pool(cloud_run_pool, force=True)
+    wait_until(lambda: gcp.jobs() == {}, timeout=30)
+    # Deleting the deployment afterwards deletes nothing twice.
+    client.delete_deployment(deployment["id"], force=True)
+    time.sleep(2.5)
+    assert len(job_deletes(gcp)) == 1
+
+
+def test_bad_vpc_settings_are_refused_at_deploy_time(
+    client: Any, flow_dir: Path, cloud_run_pool: str
+) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        deploy(
+            client,
+            flow_dir,
+            "greet",
+            pool=cloud_run_pool,
+            job_variables={"vpc_connector_name": "conn", "vpc_subnetwork": "flows"},
+        )
+    assert "not both" in exc.value.message
+    assert client.list_deployments() == []
+    deployed = deploy(
+        client, flow_dir, "greet", pool=cloud_run_pool, job_variables={"vpc_subnetwork": "flows"}
+    )
+    assert deployed["job_variables"]["vpc_subnetwork"] == "flows"
 
 
 # --------------------------------------------------------------------------- the execution index

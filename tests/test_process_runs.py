@@ -292,6 +292,13 @@ def test_failing_flow_is_failed_with_message_and_traceback(
     )
     assert "raise ValueError('kaboom')" in logs
     assert "ValueError: kaboom" in logs
+    # The author's own frames, at ERROR, without the engine's around them.
+    trace = [e for e in client.get_logs(run["id"]) if "Traceback" in e["message"]]
+    assert [e["level"] for e in trace] == ["ERROR"]
+    assert "flows.py" in trace[0]["message"]
+    frames = [line for line in trace[0]["message"].splitlines() if line.strip().startswith("File")]
+    assert frames and not [line for line in frames if "/push_pools/" in line], frames
+    assert "push-pools frame(s) hidden" in trace[0]["message"]
 
 
 # --- 6. crashing flow --------------------------------------------------------------------------

@@ -104,3 +104,49 @@ def test_a_deployment_s_runs_ignore_other_deployments(store: Store) -> None:
         assert isinstance(deployment, Deployment)
         listed = run_store.list_runs(session, deployment_id=deployment.id, limit=3)
         assert [r.id for r in listed] == [r[0] for r in made["a"][:3]]
+
+
+def test_every_run_command_takes_an_id_a_name_or_a_unique_id_prefix(
+    store: Store, server_factory: Callable[..., Any], cli: Callable[..., Any]
+) -> None:
+    made = seed(store)
+    with store.session() as session:
+        deployment = deployment_store.get_deployment_by_name(session, "f", "in-a")
+        twins = [
+            deployment_store.insert_run(
+                session, deployment, parameters={}, job_variables={}, tags=[],
+                scheduled_time=T0, name="same-name",
+            ).id
+            for _ in range(2)
+        ]  # fmt: skip
+        named = deployment_store.insert_run(
+            session, deployment, parameters={}, job_variables={}, tags=[],
+            scheduled_time=T0, name="hello-310190",
+        )  # fmt: skip
+        run_id, run_name = named.id, named.name
+    server_factory()
+
+    by_name = cli("flow-run", "inspect", run_name, "--json")
+    assert by_name.exit_code == 0, by_name.stderr
+    assert by_name.json()["id"] == run_id
+    by_prefix = cli("flow-run", "inspect", run_id[:8], "--json")
+    assert by_prefix.json()["id"] == run_id
+    assert cli("flow-run", "logs", run_name).exit_code == 0
+
+    ambiguous = cli("flow-run", "inspect", "same-name")
+    assert ambiguous.exit_code == 1
+    assert "fits several flow runs" in ambiguous.stderr
+    assert all(twin in ambiguous.stderr for twin in twins)
+    # Nothing is cancelled on a guess.
+    assert cli("flow-run", "cancel", "same-name").exit_code == 1
+    assert {cli("flow-run", "inspect", t, "--json").json()["state"] for t in twins} == {"SCHEDULED"}
+
+    cancelled = cli("flow-run", "cancel", run_name, "--json")
+    assert cancelled.exit_code == 0, cancelled.stderr
+    assert cancelled.json()["id"] == run_id
+    deleted = cli("flow-run", "delete", run_name)
+    assert deleted.exit_code == 0, deleted.stderr
+    assert run_id in deleted.stdout
+    missing = cli("flow-run", "inspect", run_name)
+    assert missing.exit_code == 1 and "not found" in missing.stderr
+    assert made["a"][0][0] in cli("flow-run", "ls", "--json").stdout  # the others are untouched

@@ -7,6 +7,7 @@ import hmac
 import logging
 import os
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("push_pools.server")
 
 SCHEDULER_INTERVAL_SECONDS = 5.0
+# Old write receipts and unneeded pool tombstones are deleted this often (store/pruning.py).
+PRUNE_INTERVAL_SECONDS = 60.0
 
 
 def _error_code(exc: PushPoolsError) -> str:
@@ -271,11 +274,21 @@ def _executor_factory(isolation: Isolation | None) -> Callable[[str], Any]:
     return make
 
 
+def _in_words(error: dict[str, Any]) -> str:
+    from push_pools.models import PATTERN_WORDS
+
+    if error.get("type") == "string_pattern_mismatch":
+        words = PATTERN_WORDS.get((error.get("ctx") or {}).get("pattern", ""))
+        if words:
+            return f"{error.get('input')!r} is not allowed: use {words}"
+    return str(error.get("msg"))
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for error in exc.errors():
         location = ".".join(str(p) for p in error.get("loc", ())[1:]) or "body"
-        parts.append(f"{location}: {error.get('msg')}")
+        parts.append(f"{location}: {_in_words(error)}")
     return "; ".join(parts)
 
 
@@ -299,14 +312,23 @@ def _openapi_with_error_model(app: FastAPI) -> dict:
 
 async def _scheduler_loop(store: Store, notifier: WorkNotifier) -> None:
     from push_pools.scheduler import schedule_due_runs
+    from push_pools.store.pruning import prune
 
     event = notifier.subscribe(["scheduler"])
+    next_prune = 0.0
     while True:
         try:
             woken_pools = await run_in_threadpool(schedule_due_runs, store)
             notifier.notify(*woken_pools)
         except Exception:  # the loop must outlive one bad tick; the next one retries
             log.exception("scheduler tick failed")
+        # Not at every wake-up: the loop is woken by every deployment change.
+        if time.monotonic() >= next_prune:
+            next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
+            try:
+                await run_in_threadpool(prune, store)
+            except Exception:  # as above: the next pass retries
+                log.exception("pruning the store failed")
         try:
             await asyncio.wait_for(event.wait(), timeout=SCHEDULER_INTERVAL_SECONDS)
         except TimeoutError:

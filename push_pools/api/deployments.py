@@ -77,6 +77,9 @@ def update_deployment(
     out = deployment_store.deployment_out(session, deployment)
     session.commit()
     notifier.notify("scheduler")
+    if body.paused is not None:
+        # Whoever long-polls for its runs looks again now (a stopping `serve` exits at once).
+        notifier.notify(run_wake_key(deployment.work_pool_id, deployment.id))
     return out
 
 

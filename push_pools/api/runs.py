@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Path, Query
 
 from push_pools.api.deployments import run_wake_key
 from push_pools.api.deps import NotifierDep, SessionDep, StoreDep, StoreRoute
@@ -76,8 +76,13 @@ def list_flow_runs(
 
 
 @router.get("/flow_runs/{run_id}", response_model=FlowRunOut)
-def get_flow_run(run_id: str, session: SessionDep) -> FlowRunOut:
-    return run_store.run_out(session, run_store.get_run(session, run_id))
+def get_flow_run(
+    run_id: Annotated[
+        str, Path(description="The run's id; also its name or a unique prefix of its id.")
+    ],
+    session: SessionDep,
+) -> FlowRunOut:
+    return run_store.run_out(session, run_store.find_run(session, run_id))
 
 
 @router.get("/flow_runs/{run_id}/states", response_model=list[StateOut])

@@ -7,7 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
+from push_pools.cli.help import HelpGroup
+
 app = typer.Typer(
+    cls=HelpGroup,
     help="Store credentials and other configuration blocks.",
     no_args_is_help=True,
     rich_markup_mode=None,

@@ -14,9 +14,23 @@ FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 def examples_dir() -> Path:
+    """The example flow shipped inside the package, so the demo works from any install."""
     import push_pools
 
-    return Path(push_pools.__file__).resolve().parent.parent / "examples"
+    return Path(push_pools.__file__).resolve().parent / "examples"
+
+
+def _readable_copy(source: Path, into: Path) -> Path:
+    """The example in a directory every user may read: managed runs drop to an unprivileged
+    user, who may not read the installation (a virtual env in a private home)."""
+    import shutil
+
+    target = into / "flows"
+    target.mkdir(mode=0o755)
+    target.chmod(0o755)  # whatever the umask
+    copied = Path(shutil.copy(source / "hello_flow.py", target / "hello_flow.py"))
+    copied.chmod(0o644)
+    return target
 
 
 def demo(
@@ -45,11 +59,15 @@ def demo(
         )
     }
     try:
-        with tempfile.TemporaryDirectory(prefix="push-pools-demo-") as home:
+        with (
+            tempfile.TemporaryDirectory(prefix="push-pools-demo-") as home,
+            tempfile.TemporaryDirectory(prefix="push-pools-demo-flows-") as flows,
+        ):
             os.environ["PUSH_POOLS_HOME"] = home
             os.environ.pop("PUSH_POOLS_DATABASE_URL", None)
             os.environ.pop("PUSH_POOLS_API_KEY", None)
-            final = _run_demo(out, source, home, runs)
+            Path(flows).chmod(0o755)
+            final = _run_demo(out, _readable_copy(source, Path(flows)), home, runs)
     finally:
         for key, value in saved.items():
             if value is None:

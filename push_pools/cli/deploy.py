@@ -685,28 +685,9 @@ class DeployCommand:
     # --- output -------------------------------------------------------------------------------
 
     def report(self, applied: Applied) -> None:
-        deployment = applied.deployment
-        full_name = deployment.get("full_name") or f"{deployment['flow_name']}/{deployment['name']}"
-        verb = "created" if applied.created else "updated"
-        out = _console()
-        out.print(
-            f"Deployment [bold]'{full_name}'[/bold] {verb} [dim](id {deployment['id']})[/dim]"
-        )
-        pool = deployment.get("work_pool_name")
-        queue = deployment.get("work_queue_name")
-        in_queue = f" (queue {queue})" if queue else ""
-        out.print(f"  pool:      {pool or '-'}{in_queue}", markup=False)
-        schedules = deployment.get("schedules") or []
-        if schedules:
-            for schedule in schedules:
-                text = schedule.get("description") or schedule.get("cron") or "?"
-                state = "" if schedule.get("active", True) else " (inactive)"
-                out.print(f"  schedule:  {text}{state}", markup=False)
-        else:
-            out.print("  schedule:  none (runs start only when asked)", markup=False)
-        if deployment.get("paused"):
-            out.print("  paused:    yes (resume it to let its schedules make runs)", markup=False)
-        out.print(f"Run it with: push-pools deployment run '{full_name}'", markup=False)
+        from push_pools.deploy.summary import print_summary
+
+        print_summary(applied.deployment, created=applied.created)
 
 
 def _replace(overrides: Overrides, **changes: Any) -> Overrides:

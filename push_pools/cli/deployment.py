@@ -6,7 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="Inspect and run deployments.", no_args_is_help=True, rich_markup_mode=None)
+from push_pools.cli.help import HelpGroup
+
+app = typer.Typer(
+    cls=HelpGroup, help="Inspect and run deployments.", no_args_is_help=True, rich_markup_mode=None
+)
 
 NameArg = Annotated[str, typer.Argument(help="'flow-name/deployment-name'.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable fields) for scripts.")]
@@ -22,7 +26,7 @@ def _client() -> Any:
 @app.command("ls")
 def ls(as_json: JsonOption = False) -> None:
     """List deployments with their pool, schedules and status."""
-    from push_pools.cli.output import print_json, print_table
+    from push_pools.cli.output import next_runs_text, print_json, print_table
 
     with _client() as client:
         deployments = client.list_deployments()
@@ -31,12 +35,13 @@ def ls(as_json: JsonOption = False) -> None:
         return
     print_table(
         "Deployments",
-        ["name", "work pool", "schedules", "status"],
+        ["name", "work pool", "schedules", "next run", "status"],
         [
             [
                 d["full_name"],
                 _pool_label(d),
                 "; ".join(s["description"] for s in d["schedules"]) or "none",
+                next_runs_text(d, count=1),
                 d["status"],
             ]
             for d in deployments
@@ -55,14 +60,15 @@ def _pool_label(deployment: dict[str, Any]) -> str:
 @app.command("inspect")
 def inspect(name: NameArg, as_json: JsonOption = False) -> None:
     """Show a deployment."""
-    from push_pools.cli.output import print_fields, print_json
+    from push_pools.cli.output import next_runs_text, print_fields, print_json
 
     with _client() as client:
         deployment = client.get_deployment_by_name(name)
     if as_json:
         print_json(deployment)
     else:
-        print_fields(f"Deployment {deployment['full_name']}", deployment)
+        shown = {**deployment, "next_runs": next_runs_text(deployment)}
+        print_fields(f"Deployment {deployment['full_name']}", shown)
 
 
 @app.command("run")
@@ -73,7 +79,7 @@ def run(
     ] = None,
     job_variable: Annotated[
         list[str] | None,
-        typer.Option("--job-variable", "-jv", help="Job variable override key=value (repeatable)."),
+        typer.Option("--job-variable", help="Job variable override key=value (repeatable)."),
     ] = None,
     start_in: Annotated[
         float | None, typer.Option(help="Schedule the run this many seconds from now.", min=0)

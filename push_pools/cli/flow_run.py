@@ -7,11 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
+from push_pools.cli.help import HelpGroup
+
 app = typer.Typer(
-    help="Inspect flow runs and their logs.", no_args_is_help=True, rich_markup_mode=None
+    cls=HelpGroup,
+    help="Inspect flow runs and their logs.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
-IdArg = Annotated[str, typer.Argument(help="Flow run id.")]
+IdArg = Annotated[str, typer.Argument(help="Flow run id, name, or a unique prefix of the id.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable fields) for scripts.")]
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -126,7 +131,7 @@ def inspect(run_id: IdArg, as_json: JsonOption = False) -> None:
 
     with _client() as client:
         run = client.get_run(run_id)
-        states = client.run_states(run_id)
+        states = client.run_states(run["id"])
     if as_json:
         print_json({**run, "states": states})
         return
@@ -149,6 +154,7 @@ def logs(
     from push_pools.cli.output import print_json
 
     with _client() as client:
+        run_id = client.get_run(run_id)["id"]
         after = 0
         collected: list[dict[str, Any]] = []
         while True:
@@ -178,7 +184,7 @@ def cancel(run_id: IdArg, as_json: JsonOption = False) -> None:
     from push_pools.cli.output import console, print_json
 
     with _client() as client:
-        run = client.cancel_run(run_id)
+        run = client.cancel_run(client.get_run(run_id)["id"])
     if as_json:
         print_json(run)
     else:
@@ -191,5 +197,6 @@ def delete(run_id: IdArg) -> None:
     from push_pools.cli.output import console
 
     with _client() as client:
-        client.delete_run(run_id)
-    console().print(f"Flow run {run_id} deleted.")
+        run = client.get_run(run_id)
+        client.delete_run(run["id"])
+    console().print(f"Flow run {run['name']} ({run['id']}) deleted.")

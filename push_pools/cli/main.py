@@ -11,6 +11,8 @@ import sys
 
 import typer
 
+from push_pools.cli.help import HelpGroup
+
 # Each command group's module, and its typer app or command. Only the group a command line
 # names is imported (all of them for top-level help or an unknown name): `server start` then
 # never loads the other groups' modules, about 2 MiB of an idle server's memory.
@@ -32,6 +34,7 @@ COMMANDS = {
 def build_app(argv: list[str]) -> typer.Typer:
     """The CLI with the command group `argv` names, or with all of them."""
     app = typer.Typer(
+        cls=HelpGroup,
         name="push-pools",
         help="Run flows on your own infrastructure: work pools, deployments, flow runs, workers.",
         no_args_is_help=True,
@@ -42,6 +45,7 @@ def build_app(argv: list[str]) -> typer.Typer:
         rich_markup_mode=None,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
+    app.callback()(_root_options)
     named = next((arg for arg in argv if not arg.startswith("-")), None)
     if named in GROUPS:
         wanted = {named}
@@ -59,6 +63,27 @@ def build_app(argv: list[str]) -> typer.Typer:
     return app
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from push_pools import __version__
+
+        print(f"push-pools {__version__}")
+        raise typer.Exit()
+
+
+def _root_options(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        "-V",
+        help="Print push-pools' version and exit.",
+        is_eager=True,
+        callback=_show_version,
+    ),
+) -> None:
+    """Run flows on your own infrastructure: work pools, deployments, flow runs, workers."""
+
+
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry: user errors become one red line and exit code 1, no traceback."""
     from push_pools.errors import PushPoolsError
@@ -67,7 +92,10 @@ def run(argv: list[str] | None = None) -> None:
     try:
         code = build_app(args)(args=args, prog_name="push-pools", standalone_mode=False)
     except PushPoolsError as exc:
-        _print_error(exc.message)
+        if "--json" in args:
+            _print_json_error(exc.message, _error_code(type(exc).__name__))
+        else:
+            _print_error(exc.message)
         sys.exit(1)
     except KeyboardInterrupt:
         _print_error("interrupted")
@@ -76,7 +104,10 @@ def run(argv: list[str] | None = None) -> None:
         # Usage errors (unknown command, bad option value) come from the click that typer
         # bundles; they carry `show()` and `exit_code`, whichever click module raised them.
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
-            exc.show()
+            if "--json" in args and hasattr(exc, "format_message"):
+                _print_json_error(exc.format_message(), "usage")
+            else:
+                exc.show()
             sys.exit(exc.exit_code)
         if type(exc).__name__ == "Abort":
             _print_error("aborted")
@@ -85,6 +116,20 @@ def run(argv: list[str] | None = None) -> None:
     # In non-standalone mode `raise typer.Exit(n)` comes back as the return value.
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _error_code(class_name: str) -> str:
+    """NotFound -> "not_found": the stable `code` of a --json error."""
+    import re
+
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
+
+
+def _print_json_error(message: str, code: str) -> None:
+    """With --json, scripts read errors from stdout as they read results."""
+    import json
+
+    print(json.dumps({"error": message, "code": code}))
 
 
 def _print_error(message: str) -> None:

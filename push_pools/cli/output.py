@@ -42,6 +42,14 @@ def print_fields(title: str, fields: dict[str, Any]) -> None:
         out.print(f"  {key.ljust(width)}  {'' if value is None else value}", markup=False)
 
 
+def next_runs_text(deployment: dict[str, Any], count: int = 3) -> str:
+    """A deployment's next fire times in local time, e.g. "2026-12-08 02:00:00 (in 22h)"."""
+    times = deployment.get("next_runs") or []
+    if not times:
+        return "paused" if deployment.get("paused") and deployment.get("schedules") else "none"
+    return ", ".join(f"{short_time(t)} ({ago(t)})" for t in times[:count])
+
+
 def ago(timestamp: str | None) -> str:
     if not timestamp:
         return "never"

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from push_pools.cli.help import HelpGroup
 from push_pools.cli.provision_flags import (
     chosen_values,
     provision_infra_help,
@@ -15,7 +16,9 @@ from push_pools.cli.provision_flags import (
     with_provision_flags,
 )
 
-app = typer.Typer(help="Create and manage work pools.", no_args_is_help=True, rich_markup_mode=None)
+app = typer.Typer(
+    cls=HelpGroup, help="Create and manage work pools.", no_args_is_help=True, rich_markup_mode=None
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable fields) for scripts.")]
 TemplateOption = Annotated[
@@ -26,6 +29,15 @@ TemplateOption = Annotated[
         "(get-default-base-job-template prints a starting point).",
     ),
 ]
+
+
+def pool_type_help() -> str:
+    """The --type help: every installed pool type, built-in or from a plug-in."""
+    from push_pools import pool_types
+
+    # One name a line in a paragraph click does not rewrap ("\b"): wrapping would break a name
+    # at its hyphens (azure-container-instance:push), and a user copies them from here.
+    return "Pool type, one of:\n\n\b\n" + "\n".join(pool_types.names())
 
 
 def read_template(path: Path) -> dict[str, Any]:
@@ -65,7 +77,8 @@ def _show_pool(pool: dict[str, Any], as_json: bool, verb: str | None = None) -> 
     fields: dict[str, Any] = {
         "id": pool["id"],
         "type": pool["type"],
-        "status": pool["status"],
+        "status": pool["status"]
+        + (f" ({pool['status_reason']})" if pool.get("status_reason") else ""),
         "paused": pool["paused"],
         "concurrency_limit": pool["concurrency_limit"],
         "description": pool["description"],
@@ -99,7 +112,7 @@ YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for con
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Unique name of the pool.")],
-    type: Annotated[str, typer.Option("--type", "-t", help="Pool type, e.g. 'process'.")],
+    type: Annotated[str, typer.Option("--type", "-t", help=pool_type_help())],
     base_job_template: TemplateOption = None,
     paused: Annotated[bool, typer.Option(help="Create the pool paused.")] = False,
     concurrency_limit: Annotated[
@@ -382,7 +395,7 @@ def deprovision_infra(
 
 @app.command("get-default-base-job-template")
 def get_default_base_job_template(
-    type: Annotated[str, typer.Option("--type", "-t", help="Pool type.")],
+    type: Annotated[str, typer.Option("--type", "-t", help=pool_type_help())],
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="Write it to this file.")
     ] = None,

@@ -6,8 +6,13 @@ from typing import Annotated, Any
 
 import typer
 
+from push_pools.cli.help import HelpGroup
+
 app = typer.Typer(
-    help="Create and manage the work queues of a pool.", no_args_is_help=True, rich_markup_mode=None
+    cls=HelpGroup,
+    help="Create and manage the work queues of a pool.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 PoolOption = Annotated[str, typer.Option("--pool", "-p", help="The queue's work pool.")]

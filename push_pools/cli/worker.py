@@ -6,7 +6,10 @@ from typing import Annotated
 
 import typer
 
+from push_pools.cli.help import HelpGroup
+
 app = typer.Typer(
+    cls=HelpGroup,
     help="Start a worker that runs a pool's flow runs here.",
     no_args_is_help=True,
     rich_markup_mode=None,

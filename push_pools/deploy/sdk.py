@@ -26,6 +26,7 @@ from push_pools.errors import InvalidInput, NotFound
 if TYPE_CHECKING:
     from push_pools.client import Client
     from push_pools.flows import Flow
+    from push_pools.models import DeploymentOut
 
 _GIT_PREFIXES = ("https://", "http://", "git@", "file://", "ssh://", "git://")
 
@@ -38,7 +39,13 @@ class Applied:
     created: bool
 
 
-def deploy_flow(
+def deploy_flow(flow: Flow[Any, Any], name: str, *args: Any, **options: Any) -> dict[str, Any]:
+    """Create or update the deployment `flow.name/name`; return it as the API shows it (see
+    `apply_flow` for the arguments)."""
+    return apply_flow(flow, name, *args, **options).deployment
+
+
+def apply_flow(
     flow: Flow[Any, Any],
     name: str,
     work_pool_name: str | None = None,
@@ -57,8 +64,9 @@ def deploy_flow(
     source_dir: str | Path | None = None,
     pull_steps: list[dict[str, Any]] | None = None,
     client: Client | None = None,
-) -> dict[str, Any]:
-    """Create or update the deployment `flow.name/name`; return it as the API shows it.
+) -> Applied:
+    """Create or update the deployment `flow.name/name`; return the API's answer and whether
+    it was new.
 
     Without `entrypoint`, it is derived from where the flow's function is defined, relative to
     `source_dir` (default: that file's directory). Without `pull_steps`, runs start by moving to
@@ -82,7 +90,7 @@ def deploy_flow(
         source_dir=source_dir,
         pull_steps=pull_steps,
     )
-    return apply_deployment(body, client).deployment
+    return apply_deployment(body, client)
 
 
 def build_deployment(
@@ -350,8 +358,13 @@ class FlowSource:
         description: str | None = None,
         paused: bool = False,
         client: Client | None = None,
-    ) -> dict[str, Any]:
-        """Create or update the deployment; see `deploy_flow`."""
+        quiet: bool = False,
+    ) -> DeploymentOut:
+        """Create or update the deployment and print its summary (unless `quiet`), as
+        `Flow.deploy` does; see `apply_flow` for the arguments."""
+        from push_pools.deploy.summary import print_summary
+        from push_pools.models import DeploymentOut
+
         body = build_deployment(
             self.flow,
             name,
@@ -371,7 +384,10 @@ class FlowSource:
             pull_steps=self.pull_steps,
             path=self.path,
         )
-        return apply_deployment(body, client).deployment
+        applied = apply_deployment(body, client)
+        if not quiet:
+            print_summary(applied.deployment, created=applied.created)
+        return DeploymentOut.model_validate(applied.deployment)
 
 
 def from_source(source: str | Path, entrypoint: str, *, branch: str | None = None) -> FlowSource:

@@ -36,4 +36,47 @@ def serve_flow(
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
     stop.wait()
-    worker.stop()
+    worker.stopping.set()  # claim nothing more, whatever the server answers below
+    print(f"Stopping '{deployment['full_name']}': pausing it and cancelling its runs ...")
+    removed, cancelled = _wind_down(deployment)
+    # The runs were cancelled above; this stops what is still running here.
+    worker.stop(cancel_running=True, timeout=STOP_TIMEOUT_SECONDS)
+    print(
+        f"Stopped serving '{deployment['full_name']}': deployment paused "
+        f"({removed} future run(s) removed, {cancelled} cancelled). Serve it again to resume."
+    )
+
+
+# Seconds `serve` waits for its runs' processes to end once they were told to stop.
+STOP_TIMEOUT_SECONDS = 5.0
+UNFINISHED = ("SCHEDULED", "LATE", "PENDING", "RUNNING")
+
+
+def _wind_down(deployment: dict[str, Any]) -> tuple[int, int]:
+    """Pause the deployment (the server drops its future runs and wakes our long poll) and
+    cancel its runs not yet finished: nothing runs it once `serve` is gone, so leaving them
+    would show Scheduled and then Late runs of a deployment that looks ready. Returns (future
+    runs removed, runs cancelled); a server that cannot be reached is reported, not raised."""
+    from push_pools.client import Client
+    from push_pools.errors import PushPoolsError
+
+    removed = cancelled = 0
+    try:
+        with Client() as client:
+            before = _unfinished(client, deployment["id"])
+            client.update_deployment(deployment["id"], {"paused": True})
+            left = _unfinished(client, deployment["id"])
+            removed = len(before) - len(left)
+            for run in left:
+                try:
+                    client.cancel_run(run["id"])
+                    cancelled += 1
+                except PushPoolsError:
+                    continue  # it ended meanwhile
+    except PushPoolsError as exc:
+        print(f"could not pause '{deployment['full_name']}' on the server: {exc.message}")
+    return removed, cancelled
+
+
+def _unfinished(client: Any, deployment_id: str) -> list[dict[str, Any]]:
+    return client.list_runs(deployment_id=deployment_id, state=list(UNFINISHED), limit=10_000)

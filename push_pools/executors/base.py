@@ -36,6 +36,19 @@ class Submission:
 
 
 @dataclass(frozen=True)
+class Retirement:
+    """A deployment that will not run on its pool again (deleted, or its pool deleted)."""
+
+    deployment_id: str
+    # The pool's name when the deployment's runs were submitted (Submission.pool_name), which
+    # is how executors labelled what they made for it.
+    pool_name: str
+    # The pool's base job template rendered with the deployment's job variables (no run's),
+    # credentials blocks resolved: where its infrastructure lives and how to reach it.
+    job_configuration: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class InfrastructureStatus:
     state: InfrastructureState
     exit_code: int | None = None
@@ -77,6 +90,14 @@ class Executor(Protocol):
     def cleanup(self, infrastructure_id: str) -> None:
         """Release what the finished infrastructure left behind (temp dirs, task definitions)."""
 
+    def forget_deployment(self, retirement: Retirement) -> None:
+        """Delete what the executor keeps per deployment rather than per run (Cloud Run jobs).
+
+        The dispatcher calls it once no run of the deployment is in flight and each has been
+        cleaned up, outside any transaction; raising makes it call again later, so it must be
+        idempotent. Infrastructure still in use is not deleted: raise to be asked again.
+        """
+
     def close(self) -> None:
         """Release the executor's own resources (clients, helper processes) at shutdown."""
 
@@ -103,6 +124,9 @@ class BaseExecutor:
             f"{type(self).__name__} runs push pools: the dispatcher watches its runs with "
             "status(); no worker waits on them"
         )
+
+    def forget_deployment(self, retirement: Retirement) -> None:
+        return None  # nothing kept per deployment
 
     def close(self) -> None:
         return None

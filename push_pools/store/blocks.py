@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from push_pools import blocks as block_rules
-from push_pools.errors import AlreadyExists, InvalidInput, NotFound
+from push_pools.errors import AlreadyExists, InvalidInput, NotFound, PushPoolsError
 from push_pools.models import BlockCreate, BlockOut
 from push_pools.store.tables import Block, utcnow
 
@@ -86,6 +87,23 @@ def resolve_block(
     if block.encrypted_secrets:
         data.update(box.decrypt(block.encrypted_secrets))
     return data
+
+
+def block_resolver(session: Session, box: Any) -> Callable[[str, str], dict[str, Any]]:
+    """`resolve(block_type, name)` for templates.render_job_configuration. `box`: a SecretBox,
+    or the PushPoolsError saying why there is none (raised only if a block is needed)."""
+
+    def resolve(block_type: str, block_name: str) -> dict[str, Any]:
+        try:
+            if isinstance(box, PushPoolsError):
+                raise box
+            return resolve_block(session, box, block_type, block_name)
+        except PushPoolsError as exc:
+            raise PushPoolsError(
+                f"cannot use credentials block '{block_name}' ({block_type}): {exc.message}"
+            ) from exc
+
+    return resolve
 
 
 def check_encryption_key(session: Session) -> None:

@@ -19,6 +19,7 @@ from push_pools.models import DeleteOutcome
 from push_pools.states import ACTIVE, FINAL, WAITING, StateType
 from push_pools.store import deployments as deployment_store
 from push_pools.store import pools as pool_store
+from push_pools.store import retirements
 from push_pools.store import runs as run_store
 from push_pools.store.tables import Deployment, FlowRun, WorkPool, utcnow
 
@@ -115,6 +116,20 @@ def delete_pool(session: Session, name: str, *, force: bool) -> DeleteOutcome:
     cancelled = cancel_runs(
         session, pool, _unfinished_run_ids(session, FlowRun.work_pool_id == pool.id), reason
     )
+    if _is_push(pool):
+        # The deployments stay (paused), but never run on this pool again: what the pool's
+        # executor keeps for each of them goes once their runs have ended.
+        for deployment in deployments:
+            retirements.retire(
+                session,
+                deployment,
+                pool,
+                _unfinished_run_ids(
+                    session,
+                    FlowRun.work_pool_id == pool.id,
+                    FlowRun.deployment_id == deployment.id,
+                ),
+            )
     pool.deleted = True
     pool.paused = True  # nothing is claimed from a tombstone
     pool.name = _tombstone_name(session, pool)
@@ -146,6 +161,9 @@ def delete_deployment(session: Session, deployment_id: str, *, force: bool) -> D
         )
     pool = session.get(WorkPool, deployment.work_pool_id) if deployment.work_pool_id else None
     cancelled = cancel_runs(session, pool, in_flight, f"its deployment '{full_name}' was deleted")
+    if pool is not None and _is_push(pool):
+        # In this transaction, so a deleted deployment is never without its note.
+        retirements.retire(session, deployment, pool, in_flight)
     deleted_runs = deployment_store.delete_deployment(session, deployment_id)
     return DeleteOutcome(
         name=full_name, deleted=True, cancelled_runs=cancelled, deleted_runs=deleted_runs

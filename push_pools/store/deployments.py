@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -50,13 +50,41 @@ def schedule_out(row: DeploymentSchedule) -> ScheduleOut:
     )
 
 
+# How many upcoming fire times a deployment shows, and how far ahead they are looked for.
+NEXT_RUNS_SHOWN = 3
+NEXT_RUNS_HORIZON = timedelta(days=400)
+
+
+def next_runs(rows: list[DeploymentSchedule], now: datetime | None = None) -> list[datetime]:
+    """The next fire times of the active schedules, soonest first: what a user deploying wants
+    to see ("when will this run?")."""
+    start = now or datetime.now(UTC)
+    upcoming: set[datetime] = set()
+    for row in rows:
+        if row.active:
+            spec = schedule_rules.schedule_from_dict(row.spec)
+            upcoming.update(
+                schedule_rules.next_fire_times(
+                    spec, start, start + NEXT_RUNS_HORIZON, limit=NEXT_RUNS_SHOWN
+                )
+            )
+    return sorted(upcoming)[:NEXT_RUNS_SHOWN]
+
+
 def deployment_out(session: Session, deployment: Deployment) -> DeploymentOut:
     pool = session.get(WorkPool, deployment.work_pool_id) if deployment.work_pool_id else None
     queue = session.get(WorkQueue, deployment.work_queue_id) if deployment.work_queue_id else None
-    rows = session.scalars(
-        select(DeploymentSchedule)
-        .where(DeploymentSchedule.deployment_id == deployment.id)
-        .order_by(DeploymentSchedule.created, DeploymentSchedule.id)
+    rows = list(
+        session.scalars(
+            select(DeploymentSchedule)
+            .where(DeploymentSchedule.deployment_id == deployment.id)
+            .order_by(DeploymentSchedule.created, DeploymentSchedule.id)
+        )
+    )
+    reason = (
+        pool_store.not_ready_reason(pool, deployment.job_variables)
+        if pool is not None and not pool.deleted
+        else None
     )
     return DeploymentOut(
         id=deployment.id,
@@ -74,10 +102,12 @@ def deployment_out(session: Session, deployment: Deployment) -> DeploymentOut:
         parameter_schema=deployment.parameter_schema,
         job_variables=deployment.job_variables,
         schedules=[schedule_out(r) for r in rows],
+        next_runs=[] if deployment.paused else next_runs(rows),
         tags=deployment.tags,
         paused=deployment.paused,
         concurrency_limit=deployment.concurrency_limit,
-        status="PAUSED" if deployment.paused else "READY",
+        status="PAUSED" if deployment.paused else ("NOT_READY" if reason else "READY"),
+        status_reason=reason,
         created=deployment.created,
         updated=deployment.updated,
     )

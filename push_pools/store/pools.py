@@ -30,11 +30,23 @@ def pool_status(pool: WorkPool, now: datetime | None = None) -> str:
     if pool.paused:
         return "PAUSED"
     if _is_push(pool):
-        return "READY"  # the server itself submits runs of push pools
+        # The server itself submits runs of push pools: ready when a job can be made.
+        return "NOT_READY" if not_ready_reason(pool) else "READY"
     now = now or utcnow()
     if pool.last_polled and now - pool.last_polled < WORKER_STALE_AFTER:
         return "READY"
     return "NOT_READY"
+
+
+def not_ready_reason(pool: WorkPool, job_variables: dict[str, Any] | None = None) -> str | None:
+    """Why no job can be made for a run of this push pool from its defaults (and a
+    deployment's `job_variables` on top); None for pools that can, and for worker pools."""
+    if not _is_push(pool):
+        return None
+    values = templates.merge_job_variables(
+        templates.default_values(pool.base_job_template), job_variables
+    )
+    return pool_types.not_ready_reason(pool.type, values)
 
 
 def _is_push(pool: WorkPool) -> bool:
@@ -95,6 +107,7 @@ def _pool_out(pool: WorkPool, queues: list[WorkQueue], isolation: str | None) ->
         name=pool.name,
         type=pool.type,
         status=pool_status(pool),
+        status_reason=None if pool.paused else not_ready_reason(pool),
         description=pool.description,
         paused=pool.paused,
         concurrency_limit=pool.concurrency_limit,

@@ -1,7 +1,8 @@
 """Receipts of writes made with a client-made id, so that a retried request is applied once.
 
 Callers lock the run first (`runs.lock_run`): two copies of one request then take turns, and
-the second finds the first one's receipt.
+the second finds the first one's receipt. Receipts are kept for `pruning.RECEIPT_WINDOW`, far
+longer than a client keeps retrying.
 """
 
 from __future__ import annotations

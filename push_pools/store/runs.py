@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from push_pools.errors import Conflict, NotFound
+from push_pools.errors import Conflict, InvalidInput, NotFound
 from push_pools.models import FlowRunOut, LogIn, LogOut, StateOut, StateProposal
 from push_pools.states import ACTIVE, ALLOWED_MOVES, DISPLAY_NAMES, FINAL, WAITING, StateType
 from push_pools.store import logs as log_store
@@ -108,6 +108,43 @@ def get_run(session: Session, run_id: str) -> FlowRun:
     if run is None:
         raise NotFound(f"flow run '{run_id}' not found; `push-pools flow-run ls` lists runs")
     return run
+
+
+# Shorter prefixes of a uuid match too many runs to be worth a lookup.
+MIN_ID_PREFIX = 4
+
+
+def find_run(session: Session, ref: str) -> FlowRun:
+    """The run whose id is `ref`, else whose name is, else whose id starts with it; a name or
+    prefix that fits several runs is refused with their ids, so a user never acts on a guess."""
+    run = session.get(FlowRun, ref)
+    if run is not None:
+        return run
+    by_name = list(
+        session.scalars(
+            select(FlowRun).where(FlowRun.name == ref).order_by(FlowRun.scheduled_time).limit(6)
+        )
+    )
+    if not by_name and len(ref) >= MIN_ID_PREFIX and all(c in _ID_CHARS for c in ref.lower()):
+        # Only hex digits and '-' get here, so the pattern has no LIKE wildcard in it.
+        by_name = list(
+            session.scalars(
+                select(FlowRun)
+                .where(FlowRun.id.like(ref.lower() + "%"))
+                .order_by(FlowRun.id)
+                .limit(6)
+            )
+        )
+    if len(by_name) == 1:
+        return by_name[0]
+    if by_name:
+        shown = ", ".join(f"{r.id} ({r.name})" for r in by_name[:5])
+        more = " and more" if len(by_name) > 5 else ""
+        raise InvalidInput(f"'{ref}' fits several flow runs: {shown}{more}; give the whole id")
+    raise NotFound(f"flow run '{ref}' not found; `push-pools flow-run ls` lists runs")
+
+
+_ID_CHARS = frozenset("0123456789abcdef-")
 
 
 def lock_run(session: Session, run_id: str) -> FlowRun:

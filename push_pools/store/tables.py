@@ -71,6 +71,7 @@ class WorkPool(Base):
     # A deleted pool stays as a tombstone (renamed, paused, hidden) while its runs' infrastructure
     # may still need stopping and cleaning up: the dispatcher finds the executor, template and
     # credentials through it, and deployments keep saying which pool they were deployed to.
+    # Once nothing needs it, store/pruning.py deletes it.
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -203,6 +204,38 @@ class Host(Base):
     beats: Mapped[int] = mapped_column(Integer, default=0)
     # For people ("last heartbeat at ..."); no decision reads it.
     last_heartbeat: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class RetiredDeployment(Base):
+    """A deployment deleted (or whose pool was deleted) whose per-deployment infrastructure
+    (Cloud Run jobs, ...) its pool's executor has yet to forget; see store/retirements.py.
+
+    The row outlives the deployment and keeps what forgetting needs: the pool (a tombstone,
+    maybe), the pool's name when the runs were submitted (infrastructure is labelled with it)
+    and the deployment's job variables (region, project). Kept once finished, so a deployment
+    is forgotten at most once.
+    """
+
+    __tablename__ = "retired_deployments"
+    __table_args__ = (
+        UniqueConstraint("deployment_id", "work_pool_id"),
+        Index("ix_retired_deployments_due", "finished", "next_attempt"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    deployment_id: Mapped[str] = mapped_column(String(36))
+    # No foreign key: a pool is never removed (it becomes a tombstone), and this row must
+    # not go with it if one day it is.
+    work_pool_id: Mapped[str] = mapped_column(String(36))
+    pool_name: Mapped[str] = mapped_column(String(200))
+    job_variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Its runs that were in flight: forgotten only once each has ended and been cleaned up.
+    run_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Not before this: a retry's backoff, or the lease of the dispatcher working on it.
+    next_attempt: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    finished: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class RunToken(Base):

@@ -242,6 +242,23 @@ def default_template() -> dict[str, Any]:
     }
 
 
+def not_ready_reason(values: dict[str, Any]) -> str | None:
+    """Why no container group can be made from these job variables (PoolType.readiness_check):
+    no resource group, or no subscription from the variables or a credentials block."""
+    missing = []
+    if not values.get("subscription_id") and not values.get("aci_credentials"):
+        missing.append("'subscription_id' (or 'aci_credentials' with one)")
+    if not values.get("resource_group_name"):
+        missing.append("'resource_group_name'")
+    if not missing:
+        return None
+    return (
+        f"no Azure {'subscription or resource group' if len(missing) == 2 else 'place'} for "
+        f"container groups: set the job variable {' and '.join(missing)} (work-pool update, or "
+        "--provision-infra)"
+    )
+
+
 POOL_TYPE = pool_types.PoolType(
     name="azure-container-instance:push",
     description=(
@@ -253,6 +270,7 @@ POOL_TYPE = pool_types.PoolType(
     is_push=True,
     job_variables_check="push_pools.executors.aci.checks:validate_job_variables",
     credential_slots=("aci_credentials",),
+    readiness_check="push_pools.executors.aci.template:not_ready_reason",
     start_timeout_variable="task_start_timeout_seconds",
     max_run_variable=None,
     keep_infrastructure_variable="keep_container_group",

@@ -15,7 +15,8 @@ from typing import Any
 
 from push_pools.errors import InvalidInput
 
-from .template import DEFAULT_CPU, DEFAULT_MEMORY
+from .network import vpc_errors
+from .template import DEFAULT_CPU, DEFAULT_MEMORY, DEFAULT_REGION
 
 __all__ = [
     "env_name_error",
@@ -179,5 +180,7 @@ def validate_job_variables(values: dict[str, Any]) -> None:
     labels = values.get("labels") or {}
     if isinstance(labels, dict):
         problems += [e for e in (label_error(str(k), str(v)) for k, v in labels.items()) if e]
+    region = values.get("region") or DEFAULT_REGION
+    problems += vpc_errors(values, region if isinstance(region, str) else DEFAULT_REGION)
     if problems:
         raise InvalidInput("; ".join(problems))

@@ -31,6 +31,7 @@ from push_pools.executors.base import (
     BaseExecutor,
     InfrastructureState,
     InfrastructureStatus,
+    Retirement,
     Submission,
 )
 from push_pools.executors.cloud_run import status as execution_state
@@ -58,6 +59,7 @@ from push_pools.executors.cloud_run.job import (
     POOL_LABEL,
     CloudRunJob,
     ExecutionRef,
+    family_labels,
     parse_infrastructure_id,
 )
 
@@ -413,39 +415,71 @@ class CloudRunExecutor(BaseExecutor):
         connection = known.connection if known is not None else self._connections.get(None)
         self._retire_stale_jobs(connection, ref)
 
-    def _retire_stale_jobs(self, connection: Connection, ref: ExecutionRef) -> None:
-        jobs_client = connection.run("jobs")
-        with gcp_errors(f"list the Cloud Run jobs in {ref.location}"):
-            listed = list(
-                jobs_client.list_jobs(
-                    request=_list_jobs(ref.location),
-                    retry=read_retry(),
-                    timeout=CALL_TIMEOUT,
-                )
+    def forget_deployment(self, retirement: Retirement) -> None:
+        """Delete the deployment's jobs in its region (all of its settings, old and current),
+        except those made with keep_job. A job with an execution still running stays, and the
+        call fails so that the dispatcher asks again later."""
+        require_sdk()
+        job = CloudRunJob.from_configuration(retirement.job_configuration)
+        connection = self._connections.get(job.credentials)
+        project = job.project or connection.default_project()
+        if not project:
+            raise InvalidInput(
+                "no Google Cloud project to delete the deployment's Cloud Run jobs in: set the "
+                "job variable 'project' or project in the gcp-credentials block"
             )
+        location = f"projects/{project}/locations/{job.region}"
+        family = family_labels(retirement.pool_name, retirement.deployment_id)
+        busy = []
+        for found in self._family(connection, location, family):
+            if found.labels.get(KEEP_LABEL) == "true":
+                continue
+            if self._busy(connection, found):
+                busy.append(_job_id(found))
+                continue
+            self._delete_job(connection, location, found)
+        if busy:
+            raise GcpError(
+                f"the Cloud Run job {', '.join(busy)} of deleted deployment "
+                f"{retirement.deployment_id} still runs an execution; it is deleted once that ends"
+            )
+
+    def _retire_stale_jobs(self, connection: Connection, ref: ExecutionRef) -> None:
+        listed = self._our_jobs(connection, ref.location)
         this = next((j for j in listed if _job_id(j) == ref.job_id), None)
-        if this is None or this.labels.get(MANAGED_BY_LABEL) != "push-pools":
+        if this is None:
             return  # gone already, or not ours to judge
         family = {key: this.labels.get(key) for key in (POOL_LABEL, DEPLOYMENT_LABEL)}
-        siblings = [
-            j
-            for j in listed
-            if j.labels.get(MANAGED_BY_LABEL) == "push-pools"
-            and all(j.labels.get(key) == value for key, value in family.items())
-        ]
+        siblings = [j for j in listed if _in_family(j, family)]
         current = max(siblings, key=_last_used)
         for job in siblings:
             if job is current or job.labels.get(KEEP_LABEL) == "true":
                 continue
             if self._busy(connection, job):
                 continue  # a run still uses it; that run's cleanup looks again
-            try:
-                with gcp_errors(f"delete the Cloud Run job {_job_id(job)}"):
-                    jobs_client.delete_job(name=job.name, retry=read_retry(), timeout=CALL_TIMEOUT)
-            except GcpNotFound:
-                pass  # another server deleted it first
-            self._forget_job(job.name)
-            self._index.drop(f"{ref.location}/jobs/{_job_id(job)}")
+            self._delete_job(connection, ref.location, job)
+
+    def _our_jobs(self, connection: Connection, location: str) -> list[Any]:
+        """The jobs push-pools made in the location (Cloud Run lists by location only)."""
+        with gcp_errors(f"list the Cloud Run jobs in {location}"):
+            listed = connection.run("jobs").list_jobs(
+                request=_list_jobs(location), retry=read_retry(), timeout=CALL_TIMEOUT
+            )
+            return [j for j in listed if j.labels.get(MANAGED_BY_LABEL) == "push-pools"]
+
+    def _family(self, connection: Connection, location: str, family: dict[str, str]) -> list[Any]:
+        return [j for j in self._our_jobs(connection, location) if _in_family(j, family)]
+
+    def _delete_job(self, connection: Connection, location: str, job: Any) -> None:
+        try:
+            with gcp_errors(f"delete the Cloud Run job {_job_id(job)}"):
+                connection.run("jobs").delete_job(
+                    name=job.name, retry=read_retry(), timeout=CALL_TIMEOUT
+                )
+        except GcpNotFound:
+            pass  # another server deleted it first
+        self._forget_job(job.name)
+        self._index.drop(f"{location}/jobs/{_job_id(job)}")
 
     def _busy(self, connection: Connection, job: Any) -> bool:
         """Whether any execution of the job has not finished."""
@@ -533,6 +567,10 @@ def _tag(execution: Any) -> str | None:
 
 def _job_id(job: Any) -> str:
     return str(job.name).rsplit("/", 1)[-1]
+
+
+def _in_family(job: Any, family: dict[str, Any]) -> bool:
+    return all(job.labels.get(key) == value for key, value in family.items())
 
 
 def _last_used(job: Any) -> float:

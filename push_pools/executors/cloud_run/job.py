@@ -15,6 +15,7 @@ from typing import Any
 from push_pools.errors import InvalidInput
 from push_pools.executors import job_values
 from push_pools.executors.cloud_run import checks, template
+from push_pools.executors.cloud_run.network import VpcSettings
 
 ID_PREFIX = "cloud-run"
 INFRASTRUCTURE_ID_ENV = "PUSH_POOLS_INFRASTRUCTURE_ID"
@@ -59,7 +60,7 @@ class CloudRunJob:
     timeout: int
     max_retries: int
     service_account: str | None
-    vpc_connector: str | None
+    vpc: VpcSettings
     labels: dict[str, str]
     name_prefix: str | None
     keep_job: bool
@@ -101,7 +102,13 @@ class CloudRunJob:
             timeout=_integer(values, "timeout", template.DEFAULT_TIMEOUT, 1, template.MAX_TIMEOUT),
             max_retries=_integer(values, "max_retries", 0, 0, template.MAX_RETRIES),
             service_account=job_values.text(values, "service_account_name", "") or None,
-            vpc_connector=job_values.text(values, "vpc_connector_name", "") or None,
+            vpc=VpcSettings(
+                connector=job_values.text(values, "vpc_connector_name", "") or None,
+                network=job_values.text(values, "vpc_network", "") or None,
+                subnetwork=job_values.text(values, "vpc_subnetwork", "") or None,
+                tags=tuple(_string_list(values, "vpc_network_tags")),
+                egress=job_values.text(values, "vpc_egress", "") or None,
+            ),
             labels=job_values.string_map(values, "labels"),
             name_prefix=job_values.text(values, "name", "") or None,
             keep_job=job_values.flag(values, "keep_job", False),
@@ -135,16 +142,12 @@ class CloudRunJob:
         task: dict[str, Any] = {"containers": [container], "max_retries": self.max_retries}
         if self.service_account:
             task["service_account"] = self.service_account
-        if self.vpc_connector:
-            task["vpc_access"] = {"connector": self.vpc_connector}
+        vpc_access = self.vpc.vpc_access()
+        if vpc_access is not None:
+            task["vpc_access"] = vpc_access
         labels = dict(self.labels)
-        labels.update(
-            {
-                MANAGED_BY_LABEL: "push-pools",
-                POOL_LABEL: _label_value(pool_name or "pool"),
-                DEPLOYMENT_LABEL: _label_value(deployment_id or NO_DEPLOYMENT),
-            }
-        )
+        labels[MANAGED_BY_LABEL] = "push-pools"
+        labels.update(family_labels(pool_name, deployment_id))
         if self.keep_job:
             labels[KEEP_LABEL] = "true"
         return {
@@ -212,6 +215,14 @@ def parse_infrastructure_id(infrastructure_id: str) -> ExecutionRef | None:
     if len(parts) != 5 or parts[0] != ID_PREFIX or not all(parts[1:]):
         return None
     return ExecutionRef(project=parts[1], region=parts[2], job_id=parts[3], name=parts[4])
+
+
+def family_labels(pool_name: str, deployment_id: str | None) -> dict[str, str]:
+    """The labels every job of one deployment on one pool carries, whatever its settings."""
+    return {
+        POOL_LABEL: _label_value(pool_name or "pool"),
+        DEPLOYMENT_LABEL: _label_value(deployment_id or NO_DEPLOYMENT),
+    }
 
 
 def _slug(text: str) -> str:

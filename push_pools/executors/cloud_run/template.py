@@ -4,7 +4,9 @@ Imported by pool_types when a type is first looked up, so it is standard library
 registry. Variable names are those of Prefect's Cloud Run (v2) worker where it has one (image,
 cpu, memory, env, args, command, region, timeout, max_retries, service_account_name,
 vpc_connector_name, credentials, keep_job, labels, name), so job variables users bring from
-Prefect keep their meaning.
+Prefect keep their meaning. Prefect's template has no variable for direct VPC egress; ours
+(vpc_network, vpc_subnetwork, vpc_network_tags, vpc_egress) follow gcloud's flags of the same
+meaning (--network, --subnet, --network-tags, --vpc-egress).
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ VARIABLES = (
     "max_retries",
     "service_account_name",
     "vpc_connector_name",
+    "vpc_network",
+    "vpc_subnetwork",
+    "vpc_network_tags",
+    "vpc_egress",
     "labels",
     "name",
     "keep_job",
@@ -211,9 +217,50 @@ def default_template() -> dict[str, Any]:
                     "description": (
                         "Serverless VPC Access connector the container's traffic goes through, "
                         "as its name or projects/P/locations/R/connectors/NAME. Leave it empty "
-                        "for none."
+                        "for none, or for direct VPC egress (vpc_network, vpc_subnetwork): "
+                        "Cloud Run takes one or the other."
                     ),
                     "type": "string",
+                },
+                "vpc_network": {
+                    "title": "VPC Network (direct VPC egress)",
+                    "description": (
+                        "VPC network the container's task joins directly, without a "
+                        'connector, as its name ("default") or '
+                        "projects/P/global/networks/NAME (a Shared VPC host project's "
+                        "network). Leave it empty for no direct VPC egress. With only a "
+                        "network, Cloud Run uses the subnetwork of the same name."
+                    ),
+                    "type": "string",
+                },
+                "vpc_subnetwork": {
+                    "title": "VPC Subnetwork (direct VPC egress)",
+                    "description": (
+                        "Subnetwork in the job's region the task takes its IP address from, "
+                        "as its name or projects/P/regions/REGION/subnetworks/NAME. With only "
+                        "a subnetwork, Cloud Run finds its network."
+                    ),
+                    "type": "string",
+                },
+                "vpc_network_tags": {
+                    "title": "Network Tags (direct VPC egress)",
+                    "description": (
+                        "Network tags on the task, so firewall rules can select its traffic; "
+                        "needs vpc_network or vpc_subnetwork."
+                    ),
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "default": [],
+                },
+                "vpc_egress": {
+                    "title": "VPC Egress",
+                    "description": (
+                        "Which outbound traffic goes through the VPC (a connector or direct "
+                        'VPC egress): "private-ranges-only" (Cloud Run\'s default) or '
+                        '"all-traffic". Leave it empty for Cloud Run\'s default.'
+                    ),
+                    "type": "string",
+                    "enum": ["", "all-traffic", "private-ranges-only"],
                 },
                 "labels": _string_map(
                     "Labels",
@@ -268,6 +315,29 @@ def default_template() -> dict[str, Any]:
     }
 
 
+def not_ready_reason(values: dict[str, Any]) -> str | None:
+    """Why no Cloud Run job can be made from these job variables (PoolType.readiness_check):
+    no project from the variables, a credentials block or application-default credentials."""
+    import os
+    from pathlib import Path
+
+    if values.get("project") or values.get("credentials"):
+        return None
+    if any(
+        os.environ.get(name)
+        for name in ("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "GOOGLE_APPLICATION_CREDENTIALS")
+    ):
+        return None
+    gcloud = Path(os.environ.get("CLOUDSDK_CONFIG") or Path("~/.config/gcloud").expanduser())
+    if (gcloud / "application_default_credentials.json").is_file():
+        return None
+    return (
+        "no Google Cloud project: set the job variable 'project' or 'credentials' "
+        "(work-pool update, or --provision-infra), or application-default credentials on "
+        "the server"
+    )
+
+
 POOL_TYPE = pool_types.PoolType(
     name="cloud-run:push",
     description=(
@@ -278,6 +348,7 @@ POOL_TYPE = pool_types.PoolType(
     executor="push_pools.executors.cloud_run.executor:CloudRunExecutor",
     is_push=True,
     job_variables_check="push_pools.executors.cloud_run.checks:validate_job_variables",
+    readiness_check="push_pools.executors.cloud_run.template:not_ready_reason",
     credential_slots=("credentials",),
     start_timeout_variable="start_timeout_seconds",
     max_run_variable="timeout",

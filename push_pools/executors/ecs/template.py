@@ -23,6 +23,7 @@ __all__ = [
     "FARGATE_SIZES",
     "default_template",
     "fargate_size_error",
+    "not_ready_reason",
     "POOL_TYPE",
     "uses_fargate",
     "validate_job_variables",
@@ -506,6 +507,25 @@ def default_template() -> dict[str, Any]:
     }
 
 
+def not_ready_reason(values: dict[str, Any]) -> str | None:
+    """Why no ECS task can be started from these job variables (see PoolType.readiness_check):
+    today, no region from anywhere boto3 would find one."""
+    import os
+    from pathlib import Path
+
+    if values.get("region") or values.get("aws_credentials"):
+        return None  # a credentials block may carry region_name; the executor says if not
+    if os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"):
+        return None
+    config = os.environ.get("AWS_CONFIG_FILE") or str(Path("~/.aws/config").expanduser())
+    if Path(config).is_file():
+        return None  # a profile may name one
+    return (
+        "no AWS region: set the job variable 'region' (work-pool update, or "
+        "--provision-infra), or AWS_REGION on the server"
+    )
+
+
 POOL_TYPE = pool_types.PoolType(
     name="ecs:push",
     description=(
@@ -517,6 +537,7 @@ POOL_TYPE = pool_types.PoolType(
     is_push=True,
     credential_slots=("aws_credentials",),
     job_variables_check="push_pools.executors.ecs.template:validate_job_variables",
+    readiness_check="push_pools.executors.ecs.template:not_ready_reason",
     start_timeout_variable="task_start_timeout_seconds",
     # The task definition is kept or deregistered by auto_deregister_task_definition instead.
     keep_infrastructure_variable=None,

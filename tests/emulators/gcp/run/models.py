@@ -397,6 +397,19 @@ def validate_spec(spec: run_v2.Job) -> None:
                 "INVALID_ARGUMENT",
                 f"template.template.containers[{index}].env: duplicate environment variable names",
             )
+    vpc_access = spec.template.template.vpc_access
+    if vpc_access.connector and vpc_access.network_interfaces:
+        raise ApiError(
+            "INVALID_ARGUMENT",
+            "template.template.vpc_access: connector and network_interfaces cannot both be set.",
+        )
+    for interface in vpc_access.network_interfaces:
+        if not (interface.network or interface.subnetwork):
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                "template.template.vpc_access.network_interfaces: network or subnetwork is "
+                "required.",
+            )
     if spec.template.task_count < 0 or spec.template.parallelism < 0:
         raise ApiError("INVALID_ARGUMENT", "taskCount and parallelism must not be negative.")
 

@@ -1,0 +1,111 @@
+"""Forgetting what the store no longer needs: old write receipts and pool tombstones.
+
+Run from the server's scheduler loop. Each pass is bounded and uses short transactions, and
+takes the write lock only when it has something to delete, so an idle store is only read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, delete, exists, select
+
+from push_pools import pool_types
+from push_pools.states import FINAL, StateType
+from push_pools.store.db import Store
+from push_pools.store.tables import Deployment, FlowRun, WorkPool, WriteReceipt, utcnow
+
+# A client retries a write within minutes (the engine gives up after far less); a receipt is
+# kept much longer than that, so that a retry is recognised even after a long server outage.
+RECEIPT_WINDOW = timedelta(hours=6)
+RECEIPTS_PER_PASS = 2000
+# A deleted pool's name keeps answering "was deleted" (not "not found") this long at least, so
+# that its workers and users are told plainly what happened.
+TOMBSTONE_GRACE = timedelta(hours=1)
+TOMBSTONES_PER_PASS = 50
+
+_UNFINISHED = [s.value for s in StateType if s not in FINAL]
+
+
+@dataclass(frozen=True)
+class Pruned:
+    receipts: int
+    pools: int
+
+
+def prune(store: Store, now: datetime | None = None) -> Pruned:
+    """One bounded pass: receipts older than RECEIPT_WINDOW, and tombstones nothing needs."""
+    now = now or utcnow()
+    return Pruned(receipts=prune_receipts(store, now), pools=drop_tombstones(store, now))
+
+
+def prune_receipts(store: Store, now: datetime) -> int:
+    """Delete up to RECEIPTS_PER_PASS receipts made before `now - RECEIPT_WINDOW`.
+
+    Receipts are inserted in time order, so the oldest ones lead the primary key: reading the
+    first rows by id finds them without an index on the time, and costs the same however many
+    receipts the store holds."""
+    cutoff = now - RECEIPT_WINDOW
+    with store.read_session() as session:
+        rows = session.execute(
+            select(WriteReceipt.id, WriteReceipt.created)
+            .order_by(WriteReceipt.id)
+            .limit(RECEIPTS_PER_PASS)
+        ).all()
+    # A receipt from a server whose clock ran ahead may sit among older ones: skip it for now.
+    old = [receipt_id for receipt_id, created in rows if created < cutoff]
+    if not old:
+        return 0
+    with store.session() as session:
+        session.execute(
+            delete(WriteReceipt).where(WriteReceipt.id.in_(old), WriteReceipt.created < cutoff)
+        )
+    return len(old)
+
+
+def _tombstone_unneeded(now: datetime) -> ColumnElement[bool]:
+    """A pool deleted TOMBSTONE_GRACE ago or more that nothing needs any more: no deployment
+    still says it was deployed there (it would turn into a served deployment), no run is
+    unfinished, and no run of a push pool waits for the dispatcher to stop and clean up its
+    infrastructure (it reads the pool's type, template and credentials for that)."""
+    push_types = [name for name in pool_types.names() if pool_types.get(name).is_push]
+    run_of_pool = FlowRun.work_pool_id == WorkPool.id
+    return and_(
+        WorkPool.deleted.is_(True),
+        WorkPool.updated < now - TOMBSTONE_GRACE,
+        ~exists().where(Deployment.work_pool_id == WorkPool.id),
+        ~exists().where(run_of_pool, FlowRun.state_type.in_(_UNFINISHED)),
+        ~and_(
+            WorkPool.type.in_(push_types),
+            exists().where(
+                run_of_pool,
+                FlowRun.infrastructure_released.is_(False),
+                FlowRun.infrastructure_id.is_not(None),
+            ),
+        ),
+    )
+
+
+def drop_tombstones(store: Store, now: datetime) -> int:
+    """Delete up to TOMBSTONES_PER_PASS tombstoned pools nothing needs any more (their queues
+    and workers go with them). Their finished runs stay, without a pool name."""
+    with store.read_session() as session:
+        ids = list(
+            session.scalars(
+                select(WorkPool.id)
+                .where(_tombstone_unneeded(now))
+                .order_by(WorkPool.updated)
+                .limit(TOMBSTONES_PER_PASS)
+            )
+        )
+    if not ids:
+        return 0
+    with store.session() as session:
+        # Checked again under the write lock: a run read as finished may have moved since.
+        result = session.execute(
+            delete(WorkPool)
+            .where(WorkPool.id.in_(ids), _tombstone_unneeded(now))
+            .execution_options(synchronize_session=False)
+        )
+    return int(getattr(result, "rowcount", 0) or 0)
