@@ -35,7 +35,9 @@ def pool_type_help() -> str:
     """The --type help: every installed pool type, built-in or from a plug-in."""
     from push_pools import pool_types
 
-    return "Pool type, one of: " + ", ".join(pool_types.names()) + "."
+    # One name a line in a paragraph click does not rewrap ("\b"): wrapping would break a name
+    # at its hyphens (azure-container-instance:push), and a user copies them from here.
+    return "Pool type, one of:\n\n\b\n" + "\n".join(pool_types.names())
 
 
 def read_template(path: Path) -> dict[str, Any]:
