@@ -109,6 +109,7 @@ class AzureProvisioner:
 
     def preflight(self) -> Preflight:
         from provisioners.azure.errors import no_secret, translate_errors
+        from provisioners.azure.registry import RegistryStep
         from provisioners.azure.subscription import verify_location
 
         config = self.config
@@ -116,6 +117,8 @@ class AzureProvisioner:
             raise InvalidInput(no_secret())
         with translate_errors():
             name = verify_location(self.clients, config.subscription_id, config.location)
+            # A taken registry name stops the run here, before anything is made.
+            RegistryStep(config.names.registry).ensure_available(self.clients, config)
         caller = os.environ.get("AZURE_CLIENT_ID") or "azure-identity's default credential"
         if config.managed_identity:
             note = (

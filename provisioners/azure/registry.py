@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from provisioners.azure.base import AzureStep, StepIds, owned, owned_quietly
-from provisioners.azure.clients import WAIT_SECONDS, AzureContext
+from provisioners.azure.clients import WAIT_SECONDS, AzureClients, AzureContext
+from provisioners.azure.config import AzureProvisionConfig
 from provisioners.azure.errors import absent, arm_code
 from provisioners.plan import ResourceRecord, StepCheck
 from push_pools.errors import InvalidInput
@@ -30,10 +31,21 @@ class RegistryStep(AzureStep):
         self.name = name
         self.title = f"container registry {name}"
 
-    def _taken(self, ctx: AzureContext) -> InvalidInput:
+    def ensure_available(self, clients: AzureClients, config: AzureProvisionConfig) -> None:
+        """InvalidInput when the name is taken by a registry outside the pool's group."""
+        group = config.names.resource_group
+        if absent(clients.registries.registries.get, group, self.name) is not None:
+            return
+        status = clients.registries.registries.check_name_availability(
+            {"name": self.name, "type": _TYPE}
+        )
+        if not status.name_available:
+            raise self._taken(group)
+
+    def _taken(self, group: str) -> InvalidInput:
         return InvalidInput(
             f"the container registry name {self.name} (derived from the subscription and pool) "
-            f"is taken by a registry outside resource group {ctx.names.resource_group}; "
+            f"is taken by a registry outside resource group {group}; "
             "registry names are global across Azure: delete that registry if it is yours, or "
             "give this pool another name"
         )
@@ -55,7 +67,7 @@ class RegistryStep(AzureStep):
         registry = self._get(ctx) if StepIds.RESOURCE_GROUP in ctx.outputs else None
         if registry is None:
             if not self._available(ctx):
-                raise self._taken(ctx)
+                raise self._taken(ctx.names.resource_group)
             return self.missing(f"{self.name}.azurecr.io (Basic)")
         return self.found(self._record_of(registry, owned(ctx, registry.tags, self.title)))
 
@@ -79,7 +91,7 @@ class RegistryStep(AzureStep):
             made = poller.result(timeout=WAIT_SECONDS)
         except HttpResponseError as exc:
             if arm_code(exc) in ("AlreadyInUse", "RegistryNameNotAvailable"):
-                raise self._taken(ctx) from exc
+                raise self._taken(ctx.names.resource_group) from exc
             raise
         return self._record_of(made, True)
 
