@@ -15,7 +15,9 @@ from provisioners.plan import ProvisioningError, ResourceRecord, StepCheck
 
 __all__ = ["ProvidersStep"]
 
-_POLL_SECONDS = 1.0
+# Registration takes seconds to minutes: poll soon, then back off.
+_FIRST_POLL_SECONDS = 0.1
+_MAX_POLL_SECONDS = 5.0
 
 
 class ProvidersStep(AzureStep):
@@ -45,6 +47,7 @@ class ProvidersStep(AzureStep):
             ctx.clients.resources.providers.register(namespace)
         deadline = time.monotonic() + WAIT_SECONDS
         pending = list(off)
+        pause = _FIRST_POLL_SECONDS
         while pending:
             pending = [n for n in pending if n in self._unregistered(ctx)]
             if not pending:
@@ -55,7 +58,8 @@ class ProvidersStep(AzureStep):
                     step_id=self.id,
                     cloud=CLOUD,
                 )
-            time.sleep(_POLL_SECONDS)
+            time.sleep(pause)
+            pause = min(pause * 2, _MAX_POLL_SECONDS)
         return self._record_of(ctx, off)
 
     def _delete(self, ctx: AzureContext, record: ResourceRecord) -> None:
