@@ -87,7 +87,7 @@ def azure_steps(config: AzureProvisionConfig) -> tuple[list[AzureStep], list[Azu
             "Azure Container Instances Contributor Role",
             scope=_on("group_id", StepIds.RESOURCE_GROUP),
             principal=_control_principal(StepIds.CONTROL_ACI),
-            title=f"container groups in {names.resource_group}, for the server's principal",
+            title=f"ACI Contributor on {names.resource_group}, for the server's principal",
         ),
         RoleAssignmentStep(
             StepIds.CONTROL_IDENTITY,
