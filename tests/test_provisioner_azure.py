@@ -391,3 +391,18 @@ def test_a_registry_name_taken_by_someone_else_stops_before_any_change(
         azure.plan().apply()
     assert failed.value.step_id == StepIds.REGISTRY
     assert [c for c in emulator.calls if c.mutating and "/registries/" in c.path] == []
+
+
+def test_managed_identity_without_a_principal_id_grants_whoever_provisions(
+    azure: Azure, emulator: AzureEmulator
+) -> None:
+    provisioner = AzureProvisioner(POOL, {"location": LOCATION, "managed_identity": True})
+    provisioner.plan(azure.recorder, credentials=azure.blocks).apply()
+    granted = {a.role_definition_guid for a in emulator.role_assignments(emulator.owner.object_id)}
+    assert {ROLES.ACI_CONTRIBUTOR, ROLES.IDENTITY_OPERATOR} <= granted
+    assert azure.blocks.saved == {}
+    # A teardown needs no flag at all: the records say whom the roles went to.
+    AzureProvisioner(POOL, {}, records=azure.recorder.load()).plan(
+        azure.recorder, credentials=azure.blocks
+    ).teardown()
+    assert azure.ours_left() == []
