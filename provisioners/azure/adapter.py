@@ -120,13 +120,13 @@ class AzureProvisioner:
             # A taken registry name stops the run here, before anything is made.
             RegistryStep(config.names.registry).ensure_available(self.clients, config)
         caller = os.environ.get("AZURE_CLIENT_ID") or "azure-identity's default credential"
-        if config.managed_identity:
+        if config.secret is None:
             note = (
                 "--managed-identity: no secret stored; run the server with the managed "
                 "identity that gets the roles"
             )
         else:
-            note = f"service principal {config.secret.client_id} (secret stored encrypted)"  # type: ignore[union-attr]
+            note = f"service principal {config.secret.client_id} (secret stored encrypted)"
         return Preflight(
             f"{config.subscription_id} ({name})",
             caller,
