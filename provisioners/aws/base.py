@@ -1,19 +1,18 @@
-"""The shared shape of an AWS step: the four verbs of provisioners/plan.py's Step, each run inside
-the error boundary, plus ownership rules and small helpers the resource modules share.
-
-A concrete step implements `_check`, `_create` and, where it can converge drift, `_update` and
-`_delete`; see provisioners/plan.py for what each verb promises.
-"""
+"""AWS's step base (provisioners/step.py's CloudStep with AWS's error boundary and its
+same-account check before any delete), plus ownership rules and small helpers the resource
+modules share."""
 
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from typing import Any
 
 from provisioners.aws.config import MANAGED_BY, MANAGED_BY_TAG, POOL_TAG
 from provisioners.aws.errors import CLOUD, translate_errors
 from provisioners.aws.session import AwsContext
-from provisioners.plan import ProvisioningError, ResourceRecord, StepCheck, StepStatus
+from provisioners.plan import ProvisioningError
+from provisioners.step import CloudStep
 from push_pools.errors import InvalidInput
 
 __all__ = [
@@ -46,87 +45,16 @@ class StepIds:
     ACCESS_KEY = "iam-access-key"
 
 
-class AwsStep:
+class AwsStep(CloudStep[AwsContext]):
     """Base of every AWS step. Subclasses set `id`, `kind` and `title`."""
 
-    id: str = ""
-    kind: str = ""
-    title: str = ""
+    cloud = CLOUD
 
-    def check(self, ctx: AwsContext) -> StepCheck:
-        with translate_errors(self.id):
-            return self._check(ctx)
+    def _boundary(self) -> AbstractContextManager[None]:
+        return translate_errors(self.id)
 
-    def create(self, ctx: AwsContext) -> ResourceRecord:
-        with translate_errors(self.id):
-            record = self._create(ctx)
-        ctx.maybe_fail(self.id)
-        return record
-
-    def update(self, ctx: AwsContext, record: ResourceRecord) -> ResourceRecord:
-        with translate_errors(self.id):
-            return self._update(ctx, record)
-
-    def delete(self, ctx: AwsContext, record: ResourceRecord) -> None:
-        with translate_errors(self.id):
-            ensure_same_account(ctx, self.id)
-            self._delete(ctx, record)
-
-    def sweep(self, ctx: AwsContext) -> None:
-        """Delete this step's resource if it exists and carries our tags, record or not.
-
-        The teardown's last act (see account.py): a crash between a create and its record
-        leaves a resource only its tags point to. Resources without our tags are never touched.
-        """
-        with translate_errors(self.id):
-            self._sweep(ctx)
-
-    # --- for subclasses ------------------------------------------------------------------------
-
-    def _check(self, ctx: AwsContext) -> StepCheck:
-        raise NotImplementedError
-
-    def _create(self, ctx: AwsContext) -> ResourceRecord:
-        raise NotImplementedError
-
-    def _update(self, ctx: AwsContext, record: ResourceRecord) -> ResourceRecord:
-        # Steps whose check never says UPDATE keep this; reaching it means a Plan bug.
-        raise ProvisioningError(f"{self.title}: nothing to update", step_id=self.id, cloud=CLOUD)
-
-    def _delete(self, ctx: AwsContext, record: ResourceRecord) -> None:
-        raise NotImplementedError
-
-    def _sweep(self, ctx: AwsContext) -> None:
-        """Default: find the resource as check does; delete it if the check calls it ours."""
-        try:
-            found = self._check(ctx)
-        except InvalidInput:
-            return  # ownership says another pool's or nobody's: not ours to delete
-        if found.record is not None and found.record.created:
-            self._delete(ctx, found.record)
-
-    def record(
-        self, identifier: str, data: dict[str, Any], *, created: bool = True
-    ) -> ResourceRecord:
-        return ResourceRecord(
-            step=self.id, kind=self.kind, identifier=identifier, created=created, data=data
-        )
-
-    def found(
-        self, record: ResourceRecord, drift: list[str] | None = None, detail: str = ""
-    ) -> StepCheck:
-        """EXISTS, or UPDATE when `drift` names what differs from what we want."""
-        if drift and record.created:
-            return StepCheck(
-                StepStatus.UPDATE, f"{record.identifier} (drifted: {', '.join(drift)})", record
-            )
-        if not record.created:
-            detail = detail or "adopted: not created by push-pools, used as is and never deleted"
-        return StepCheck(StepStatus.EXISTS, detail or record.identifier, record)
-
-    @staticmethod
-    def missing(detail: str) -> StepCheck:
-        return StepCheck(StepStatus.CREATE, detail)
+    def _before_delete(self, ctx: AwsContext) -> None:
+        ensure_same_account(ctx, self.id)
 
 
 def ensure_same_account(ctx: AwsContext, step_id: str) -> None:

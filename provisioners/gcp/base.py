@@ -1,19 +1,16 @@
-"""The shared shape of a GCP step: the four verbs of provisioners/plan.py's Step, each inside
-the error boundary, plus ownership marks the resource modules share.
-
-A concrete step implements `_check`, `_create` and, where it can converge drift, `_update`,
-and `_delete`; see provisioners/plan.py for what each verb promises.
-"""
+"""GCP's step base (provisioners/step.py's CloudStep with Google's error boundary), plus the
+ownership marks the resource modules share."""
 
 from __future__ import annotations
 
 import re
+from contextlib import AbstractContextManager
 from typing import Any
 
 from provisioners.gcp.clients import GcpContext
 from provisioners.gcp.config import CLOUD, LABEL_MANAGED_BY, LABEL_POOL, MANAGED_BY
 from provisioners.gcp.errors import translate_errors
-from provisioners.plan import ProvisioningError, ResourceRecord, StepCheck, StepStatus
+from provisioners.step import CloudStep
 from push_pools.errors import InvalidInput
 
 __all__ = ["GcpStep", "StepIds", "account_mark", "label_owner", "marked_pool", "owned"]
@@ -32,79 +29,15 @@ class StepIds:
     KEY = "gcp-control-account-key"
 
 
-class GcpStep:
+class GcpStep(CloudStep[GcpContext]):
     """Base of every GCP step. Subclasses set `id`, `kind` and `title`."""
 
-    id: str = ""
-    kind: str = ""
-    title: str = ""
+    cloud = CLOUD
+    # Drift on an adopted resource is converged too (a binding we add to someone's policy).
+    converge_adopted = True
 
-    def check(self, ctx: GcpContext) -> StepCheck:
-        with translate_errors(self.id):
-            return self._check(ctx)
-
-    def create(self, ctx: GcpContext) -> ResourceRecord:
-        with translate_errors(self.id):
-            record = self._create(ctx)
-        ctx.maybe_fail(self.id)
-        return record
-
-    def update(self, ctx: GcpContext, record: ResourceRecord) -> ResourceRecord:
-        with translate_errors(self.id):
-            return self._update(ctx, record)
-
-    def delete(self, ctx: GcpContext, record: ResourceRecord) -> None:
-        with translate_errors(self.id):
-            self._delete(ctx, record)
-
-    def sweep(self, ctx: GcpContext) -> None:
-        """Delete this step's resource if it exists and carries our mark, record or not: a
-        crash between a create and its record leaves a resource only its mark points to."""
-        with translate_errors(self.id):
-            try:
-                found = self._check(ctx)
-            except InvalidInput:
-                return  # another pool's, or nobody's: not ours to delete
-            if found.record is not None and found.record.created:
-                self._delete(ctx, found.record)
-
-    # --- for subclasses ------------------------------------------------------------------------
-
-    def _check(self, ctx: GcpContext) -> StepCheck:
-        raise NotImplementedError
-
-    def _create(self, ctx: GcpContext) -> ResourceRecord:
-        raise NotImplementedError
-
-    def _update(self, ctx: GcpContext, record: ResourceRecord) -> ResourceRecord:
-        # Steps whose check never says UPDATE keep this; reaching it means a Plan bug.
-        raise ProvisioningError(f"{self.title}: nothing to update", step_id=self.id, cloud=CLOUD)
-
-    def _delete(self, ctx: GcpContext, record: ResourceRecord) -> None:
-        raise NotImplementedError
-
-    def record(
-        self, identifier: str, data: dict[str, Any], *, created: bool = True
-    ) -> ResourceRecord:
-        return ResourceRecord(
-            step=self.id, kind=self.kind, identifier=identifier, created=created, data=data
-        )
-
-    def found(
-        self, record: ResourceRecord, drift: list[str] | None = None, detail: str = ""
-    ) -> StepCheck:
-        """EXISTS, or UPDATE when `drift` names what differs from what we want."""
-        if drift:
-            return StepCheck(
-                StepStatus.UPDATE, f"{record.identifier} (drifted: {', '.join(drift)})", record
-            )
-        if not record.created:
-            detail = detail or "adopted: not created by push-pools, used as is and never deleted"
-        return StepCheck(StepStatus.EXISTS, detail or record.identifier, record)
-
-    @staticmethod
-    def missing(detail: str) -> StepCheck:
-        return StepCheck(StepStatus.CREATE, detail)
+    def _boundary(self) -> AbstractContextManager[None]:
+        return translate_errors(self.id)
 
 
 def owned(ctx: GcpContext, pool: str | None, managed: bool, what: str) -> bool:

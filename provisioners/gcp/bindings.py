@@ -183,16 +183,13 @@ class RoleBindingStep(GcpStep):
         except NotFound:
             pass  # the resource (an account) is gone, and its policy with it
 
-    def sweep(self, ctx: GcpContext) -> None:
+    def _sweep(self, ctx: GcpContext) -> None:
         """Remove the binding when its member is, or was, an account we made."""
-        from provisioners.gcp.errors import translate_errors
-
-        with translate_errors(self.id):
-            account = absent(
-                ctx.clients.iam.get_service_account,
-                name=ctx.account_name(self.member_account),
-                retry=retry(),
-            )
-            if account is not None and marked_pool(account.description) != ctx.config.pool_name:
-                return  # someone else's account: its bindings are theirs
-            self._delete(ctx, self._record_of(ctx, created=True))
+        account = absent(
+            ctx.clients.iam.get_service_account,
+            name=ctx.account_name(self.member_account),
+            retry=retry(),
+        )
+        if account is not None and marked_pool(account.description) != ctx.config.pool_name:
+            return  # someone else's account: its bindings are theirs
+        self._delete(ctx, self._record_of(ctx, created=True))
