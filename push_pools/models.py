@@ -33,6 +33,10 @@ def _in_utc_range(value: datetime) -> datetime:
 # Every time a client sends: stored and compared in UTC.
 UtcTime = Annotated[datetime, AfterValidator(_in_utc_range)]
 
+# Text that is stored or compared in a query: PostgreSQL refuses NUL in text, so it is a 422
+# here rather than a 500 from the database.
+NoNulText = Annotated[str, Field(pattern=r"^[^\x00]*$")]
+
 
 class ErrorOut(BaseModel):
     """Every error the API answers: a sentence for people and a code for programs."""
@@ -309,14 +313,14 @@ class ExecutionContext(BaseModel):
 
 
 class PollRequest(Strict):
-    worker_name: str = Field(min_length=1, max_length=200)
-    queues: list[str] = Field(default_factory=list)
+    worker_name: NoNulText = Field(min_length=1, max_length=200)
+    queues: list[NoNulText] = Field(default_factory=list)
     limit: int = Field(default=1, ge=0, le=1000)
     # Hold the request open up to this long when nothing is due, answering as soon as work comes.
     wait_seconds: float = Field(default=0.0, ge=0, le=60)
     # Claim runs scheduled up to this far in the future, so their process can be started early.
     prefetch_seconds: float = Field(default=0.0, ge=0, le=600)
-    running: list[str] = Field(default_factory=list, max_length=10_000)
+    running: list[NoNulText] = Field(default_factory=list, max_length=10_000)
 
 
 class ClaimedRun(BaseModel):

@@ -1,12 +1,12 @@
 """Shared fixtures: an isolated home, a live API server on 127.0.0.1, the CLI in-process.
 
 Store and API tests (marked `store`) run on SQLite by default and on PostgreSQL when
-PUSH_POOLS_TEST_DATABASE_URL is set (scripts/test does that with a throwaway server).
+PUSH_POOLS_TEST_DATABASE_URL is set (scripts/test does that with a throwaway server); under
+pytest-xdist each worker has its own database on that server (tests/pg_databases.py).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -20,6 +20,7 @@ import pytest
 
 from push_pools.client import Client
 from push_pools.embedded import EmbeddedServer
+from tests.pg_databases import database_for, reset_postgres, server_url
 
 ENV_VARS = (
     "PUSH_POOLS_HOME",
@@ -46,23 +47,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def reset_postgres(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-
-
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """PostgreSQL for `store` tests when configured, else a fresh SQLite file."""
-    pg_url = os.environ.get("PUSH_POOLS_TEST_DATABASE_URL")
-    if pg_url and request.node.get_closest_marker("store"):
-        reset_postgres(pg_url)
-        return pg_url
+    pg_server = server_url()
+    if pg_server and request.node.get_closest_marker("store"):
+        url = database_for(pg_server)
+        reset_postgres(url)
+        return url
     return f"sqlite:///{tmp_path / 'store.db'}"
 
 

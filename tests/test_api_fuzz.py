@@ -51,6 +51,10 @@ from push_pools.store.tables import (
     WorkPool,
     WorkQueue,
 )
+from tests.pg_databases import database_for, reset_postgres, server_url
+
+# On PostgreSQL too when PUSH_POOLS_TEST_DATABASE_URL is set: the module's store lives there.
+pytestmark = pytest.mark.store
 
 MAX_EXAMPLES = int(os.environ.get("PUSH_POOLS_FUZZ_EXAMPLES", "20"))
 FUZZ_SETTINGS = settings(
@@ -95,8 +99,15 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    directory = tmp_path_factory.mktemp("fuzz")
-    store = Store(f"sqlite:///{directory / 'store.db'}")
+    pg_server = server_url()
+    if pg_server:
+        # Its own database: the per-test resets of the worker's database would wipe this
+        # module-long store between its tests.
+        url = database_for(pg_server, "fuzz")
+        reset_postgres(url)
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'store.db'}"
+    store = Store(url)
     # In-process requests name the host "testserver": that is this server's URL here.
     app = create_app(store, api_key="", run_scheduler=False, api_url="http://testserver/api")
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)

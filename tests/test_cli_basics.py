@@ -101,6 +101,7 @@ def test_help_imports_no_cloud_sdk_and_no_server_stack(home: Path, fake_sdks: Pa
         assert loaded(modules, package) == [], f"`push-pools --help` imported {package}"
 
 
+@pytest.mark.store
 def test_work_pool_ls_imports_no_cloud_sdk(server, home: Path, fake_sdks: Path) -> None:
     from push_pools.client import Client
 

@@ -602,6 +602,7 @@ def cloud_run_pool(client: Any, gcp: Gcp) -> str:
     return "cloud-run-pool"
 
 
+@pytest.mark.store
 def test_a_deployment_runs_to_completion_on_cloud_run(
     client: Any, cli: Any, flow_dir: Path, cloud_run_pool: str, gcp: Gcp
 ) -> None:
@@ -632,6 +633,7 @@ def test_a_deployment_runs_to_completion_on_cloud_run(
     assert env["PUSH_POOLS_FLOW_RUN_ID"] == run["id"]
 
 
+@pytest.mark.store
 def test_a_crashing_flow_is_crashed_with_its_exit_code_and_output(
     client: Any, flow_dir: Path, cloud_run_pool: str
 ) -> None:
@@ -643,6 +645,7 @@ def test_a_crashing_flow_is_crashed_with_its_exit_code_and_output(
     assert "about to die" in final["state_message"]  # the tail from Cloud Logging
 
 
+@pytest.mark.store
 def test_cancelling_a_running_run_cancels_its_execution(
     client: Any, cli: Any, flow_dir: Path, cloud_run_pool: str, gcp: Gcp
 ) -> None:
@@ -656,6 +659,7 @@ def test_cancelling_a_running_run_cancels_its_execution(
     assert execution.tasks[0].state == "CANCELLED"
 
 
+@pytest.mark.store
 def test_invalid_cpu_or_memory_is_refused_at_deploy_time(
     client: Any, flow_dir: Path, cloud_run_pool: str
 ) -> None:

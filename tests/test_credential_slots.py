@@ -25,6 +25,8 @@ from tests.conftest import deploy, wait_for_state
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 FIXTURES = Path(__file__).parent / "fixtures" / "prefect_templates"
 
+pytestmark = pytest.mark.store
+
 
 def _with_block_variable(template: dict[str, Any]) -> dict[str, Any]:
     template["variables"]["properties"]["creds"] = {

@@ -524,6 +524,7 @@ def ecs_pool(client: Any, aws: Aws) -> str:
     return "ecs-pool"
 
 
+@pytest.mark.store
 def test_a_deployment_runs_to_completion_on_ecs(
     client: Any, cli: Any, flow_dir: Path, ecs_pool: str, aws: Aws
 ) -> None:
@@ -553,6 +554,7 @@ def test_a_deployment_runs_to_completion_on_ecs(
     assert env["PUSH_POOLS_API_KEY"].startswith("pprun_")
 
 
+@pytest.mark.store
 def test_job_env_reaches_the_flow(client: Any, flow_dir: Path, ecs_pool: str) -> None:
     deployment = deploy(
         client,
@@ -566,6 +568,7 @@ def test_job_env_reaches_the_flow(client: Any, flow_dir: Path, ecs_pool: str) ->
     assert wait_for_state(client, run["id"])["result"] == "data-eng"
 
 
+@pytest.mark.store
 def test_a_crashing_flow_is_crashed_with_its_exit_code_and_output(
     client: Any, flow_dir: Path, ecs_pool: str
 ) -> None:
@@ -577,6 +580,7 @@ def test_a_crashing_flow_is_crashed_with_its_exit_code_and_output(
     assert "about to die" in final["state_message"]  # the tail from CloudWatch Logs
 
 
+@pytest.mark.store
 def test_a_wrong_command_crashes_the_run(client: Any, flow_dir: Path, ecs_pool: str) -> None:
     deployment = deploy(
         client,
@@ -592,6 +596,7 @@ def test_a_wrong_command_crashes_the_run(client: Any, flow_dir: Path, ecs_pool: 
     assert "No module named push_pools.no_such_engine" in final["state_message"]
 
 
+@pytest.mark.store
 def test_cancelling_a_running_run_stops_its_task(
     client: Any, cli: Any, flow_dir: Path, ecs_pool: str, aws: Aws, runner: EcsRunner
 ) -> None:
@@ -606,6 +611,7 @@ def test_cancelling_a_running_run_stops_its_task(
     assert task["tasks"][0]["stopCode"] == "UserInitiated"
 
 
+@pytest.mark.store
 def test_a_task_that_does_not_start_in_task_start_timeout_seconds_is_crashed_and_stopped(
     client: Any, flow_dir: Path, ecs_pool: str, aws: Aws, runner: EcsRunner
 ) -> None:
@@ -626,6 +632,7 @@ def test_a_task_that_does_not_start_in_task_start_timeout_seconds_is_crashed_and
     assert handle.popen is None, "the flow's process was started after the deadline"
 
 
+@pytest.mark.store
 def test_invalid_fargate_size_is_refused_at_deploy_time(
     client: Any, flow_dir: Path, ecs_pool: str
 ) -> None:
@@ -635,6 +642,7 @@ def test_invalid_fargate_size_is_refused_at_deploy_time(
     assert client.list_deployments() == []
 
 
+@pytest.mark.store
 def test_a_container_name_the_task_definition_lacks_crashes_the_run_and_starts_nothing(
     client: Any, flow_dir: Path, ecs_pool: str, aws: Aws
 ) -> None:
@@ -654,6 +662,7 @@ def test_a_container_name_the_task_definition_lacks_crashes_the_run_and_starts_n
     assert _cluster_tasks(aws) == []
 
 
+@pytest.mark.store
 def test_revoked_credentials_crash_the_run_saying_so(
     client: Any, flow_dir: Path, ecs_pool: str, aws: Aws
 ) -> None:

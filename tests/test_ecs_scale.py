@@ -41,6 +41,8 @@ TRIVIAL_FLOW = (
 )
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
+pytestmark = pytest.mark.store
+
 
 @pytest.fixture(scope="module")
 def runner() -> Iterator[EcsRunner]:

@@ -73,6 +73,7 @@ def _wait_healthy(port: int, process: subprocess.Popen[str]) -> None:
     raise AssertionError("the server did not start")
 
 
+@pytest.mark.store
 def test_a_foreign_host_header_is_refused_and_changes_nothing(client: Any) -> None:
     body = {"name": "rebound", "type": "process"}
     response = httpx.post(
@@ -86,6 +87,7 @@ def test_a_foreign_host_header_is_refused_and_changes_nothing(client: Any) -> No
     assert httpx.get(client.api_url + "/work_pools", headers={"Host": "localhost"}).is_success
 
 
+@pytest.mark.store
 def test_a_write_from_another_sites_page_is_refused(client: Any) -> None:
     body = {"name": "csrf", "type": "process"}
     response = httpx.post(
@@ -98,6 +100,7 @@ def test_a_write_from_another_sites_page_is_refused(client: Any) -> None:
     assert httpx.post(client.api_url + "/work_pools", json=body, headers={"Origin": own}).is_success
 
 
+@pytest.mark.store
 def test_allowed_hosts_are_configurable(
     server_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,6 +130,7 @@ def saved_block(server_factory: Any, home: Path) -> Path:
     return home / "encryption.key"
 
 
+@pytest.mark.store
 def test_a_missing_key_with_stored_blocks_stops_the_server(
     saved_block: Path, server_factory: Any, home: Path
 ) -> None:
@@ -138,12 +142,15 @@ def test_a_missing_key_with_stored_blocks_stops_the_server(
     assert not saved_block.exists(), "a new key was made over the stored secrets"
 
 
-def test_the_cli_names_the_key_it_tried_when_it_is_wrong(saved_block: Path, home: Path) -> None:
+@pytest.mark.store
+def test_the_cli_names_the_key_it_tried_when_it_is_wrong(
+    saved_block: Path, home: Path, database_url: str
+) -> None:
     original = saved_block.read_bytes()
     env = _env(
         home,
         PUSH_POOLS_ENCRYPTION_KEY=Fernet.generate_key().decode(),
-        PUSH_POOLS_DATABASE_URL=f"sqlite:///{home.parent / 'store.db'}",
+        PUSH_POOLS_DATABASE_URL=database_url,
     )
     process = _server_start(env, "--port", str(free_port()))
     out, err = process.communicate(timeout=30)

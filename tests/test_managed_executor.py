@@ -195,6 +195,48 @@ def test_submitting_twice_adopts_the_first_sandbox(executor: ManagedExecutor) ->
     assert (executor.runs_dir / "pp-r2-1" / "work" / "starts.txt").read_text() == "started\n"
 
 
+def test_a_submit_killed_before_its_sandbox_started_is_started_by_the_next_submit(
+    executor: ManagedExecutor,
+) -> None:
+    # A server SIGKILLed inside submit(), after it marked the run submitted and before the
+    # sandbox existed: the restarted server's submit must start the run, not adopt nothing
+    # (which the watcher later reported as a lost sandbox and Crashed).
+    server = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from push_pools.executors.base import Submission\n"
+        "from push_pools.executors.managed.executor import ManagedExecutor\n"
+        "class Killed(ManagedExecutor):\n"
+        "    def _start(self, *args, **kwargs):\n"
+        "        os._exit(0)  # the kill -9 lands here: no cleanup of any kind\n"
+        "sub = Submission('r16', 'n', {'command': sys.argv[2]}, {},\n"
+        "                 infrastructure_name='pp-r16-1')\n"
+        "Killed(Path(sys.argv[1])).submit(sub)\n"
+    )
+    script = "open('starts.txt', 'a').write('started\\n')"
+    subprocess.run(
+        [sys.executable, "-c", server, str(executor.root), python(script)], check=True, timeout=30
+    )
+    assert (executor.runs_dir / "pp-r16-1").is_dir()
+
+    again = ManagedExecutor(executor.root)  # the restarted server
+    assert again.submit(submission("pp-r16-1", python(script))) == "pp-r16-1"
+    assert wait_for(again, "pp-r16-1", EXITED).exit_code == 0
+    # And a submit after that (another retry) adopts the finished run instead of a rerun.
+    assert again.submit(submission("pp-r16-1", python(script))) == "pp-r16-1"
+    assert (again.runs_dir / "pp-r16-1" / "work" / "starts.txt").read_text() == "started\n"
+
+
+def test_a_submit_while_the_sandbox_lives_adopts_it(executor: ManagedExecutor) -> None:
+    script = "open('starts.txt', 'a').write('started\\n'); import time; time.sleep(2)"
+    executor.submit(submission("pp-r17-1", python(script)))
+    wait_for(executor, "pp-r17-1", RUNNING)
+    # A restarted server (no memory of the first submit) retries it while the run is running.
+    assert ManagedExecutor(executor.root).submit(submission("pp-r17-1", python(script)))
+    assert wait_for(executor, "pp-r17-1", EXITED).exit_code == 0
+    assert (executor.runs_dir / "pp-r17-1" / "work" / "starts.txt").read_text() == "started\n"
+
+
 def test_failing_script_reports_exit_code_and_last_lines(executor: ManagedExecutor) -> None:
     script = "import sys; print('line-1'); print('boom', file=sys.stderr); sys.exit(3)"
     executor.submit(submission("pp-r3-1", python(script)))

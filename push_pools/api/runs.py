@@ -17,6 +17,7 @@ from push_pools.models import (
     FlowRunOut,
     LogIn,
     LogOut,
+    NoNulText,
     PollRequest,
     PollResponse,
     StateDecision,
@@ -209,7 +210,7 @@ def get_flow_run_logs(
 
 
 class DeploymentPollRequest(PollRequest):
-    deployment_ids: list[str]
+    deployment_ids: list[NoNulText]
 
 
 def _claim_for_deployments(

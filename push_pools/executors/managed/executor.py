@@ -9,6 +9,7 @@ earlier one started, and the infrastructure id is simply the directory name.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -53,7 +54,8 @@ __all__ = ["ManagedExecutor"]
 
 TAIL_LINES = 20
 # A run directory with the submit marker but no sandbox pid yet is a submit in progress (in
-# another thread or server); after this long it is a submit that died before starting anything.
+# another thread or server); after this long without a submit that restarts it, it is a submit
+# that died before starting anything.
 SUBMIT_GRACE_SECONDS = 60.0
 # How long cancel(wait=True) gives the sandbox, beyond the grace, to record the outcome.
 STOP_MARGIN_SECONDS = 15.0
@@ -128,26 +130,36 @@ class ManagedExecutor(BaseExecutor):
             )
         self.runs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         run_dir.mkdir(exist_ok=True, mode=0o700)
+        # The submit marker's lock says whether anyone is starting this run: the submitter
+        # holds it until the sandbox is started, and the sandbox inherits it for its whole life.
+        # A submit that finds it free and nothing started was cut short (a server killed
+        # between the marker and the sandbox, say) and starts the sandbox itself; one that
+        # finds it held, or the sandbox already started, adopts, so a run never gets two copies.
+        fd = os.open(run_dir / SUBMITTED, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            # Whoever creates the marker starts the sandbox; a retried or concurrent submit
-            # finds it and adopts, so a run never gets two copies.
-            fd = os.open(run_dir / SUBMITTED, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return name
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"flow_run_id": submission.flow_run_id, "submitted_at": time.time()}, handle)
-        try:
-            self._start(run_dir, name, submission)
-        except Exception as exc:
-            # Recorded, so an adopting retry and status() report it instead of "lost".
-            message = exc.message if isinstance(exc, PushPoolsError) else str(exc)
-            _write_result_if_absent(run_dir, 1, "start_failed", message)
-            if isinstance(exc, PushPoolsError):
-                raise
-            raise PushPoolsError(f"cannot start the sandbox for {name}: {exc}") from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return name
+            if (run_dir / SANDBOX_PID).exists() or (run_dir / RESULT).exists():
+                return name
+            os.ftruncate(fd, 0)
+            record = {"flow_run_id": submission.flow_run_id, "submitted_at": time.time()}
+            os.write(fd, json.dumps(record).encode())
+            try:
+                self._start(run_dir, name, submission, fd)
+            except Exception as exc:
+                # Recorded, so an adopting retry and status() report it instead of "lost".
+                message = exc.message if isinstance(exc, PushPoolsError) else str(exc)
+                _write_result_if_absent(run_dir, 1, "start_failed", message)
+                if isinstance(exc, PushPoolsError):
+                    raise
+                raise PushPoolsError(f"cannot start the sandbox for {name}: {exc}") from exc
+        finally:
+            os.close(fd)
         return name
 
-    def _start(self, run_dir: Path, name: str, submission: Submission) -> None:
+    def _start(self, run_dir: Path, name: str, submission: Submission, marker_fd: int) -> None:
         config = dict(submission.job_configuration)
         job_env = config.pop("env", None) or {}
         if not isinstance(job_env, dict):
@@ -180,6 +192,7 @@ class ManagedExecutor(BaseExecutor):
                 stderr=subprocess.STDOUT,
                 # Its own session: a Ctrl-C or SIGTERM to the server's group leaves it running.
                 start_new_session=True,
+                pass_fds=(marker_fd,),  # the submit marker's lock, held while it lives
             )
         with self._lock:
             self._children[name] = process
