@@ -95,14 +95,14 @@ def _port_from_api_url(url: str) -> int:
     """The port clients are told to use, when they are told to use this machine."""
     from urllib.parse import urlsplit
 
-    from push_pools.api.exposure import is_loopback
+    from push_pools.api.exposure import is_loopback, is_wildcard
 
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
         return DEFAULT_PORT
-    if port and parts.hostname and (is_loopback(parts.hostname) or parts.hostname == "0.0.0.0"):
+    if port and parts.hostname and (is_loopback(parts.hostname) or is_wildcard(parts.hostname)):
         return port
     return DEFAULT_PORT
 
