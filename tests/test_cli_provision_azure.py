@@ -8,53 +8,18 @@ from typing import Any
 
 import pytest
 
-from push_pools import pool_types
 from tests.azure_helpers import azure_test_env, ours_left
+from tests.conftest import deploy, wait_for_state
 from tests.emulators.azure import AzureEmulator
 
 pytestmark = pytest.mark.store
 
 POOL_TYPE = "azure-container-instance:push"
 LOCATION = "westeurope"
-# The variables the provisioner fills (the executor's template has these and more).
-_FILLED = (
-    "subscription_id",
-    "resource_group_name",
-    "location",
-    "identities",
-    "image_registry",
-    "aci_credentials",
-)
-
-
-def _stand_in_template() -> dict[str, Any]:
-    return {
-        "job_configuration": {name: "{{ " + name + " }}" for name in _FILLED},
-        "variables": {"type": "object", "properties": {name: {} for name in _FILLED}},
-    }
 
 
 @pytest.fixture
-def aci_type(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The ACI type, or a stand-in with the variables the provisioner fills where the
-    executor is not built yet."""
-    if POOL_TYPE in pool_types.names():
-        return
-    monkeypatch.setattr(pool_types, "_REGISTRY", dict(pool_types._REGISTRY))
-    pool_types.register(
-        pool_types.PoolType(
-            name=POOL_TYPE,
-            description="Stand-in for the ACI type (tests only).",
-            default_template=_stand_in_template,
-            executor="push_pools.executors.base:BaseExecutor",
-            is_push=True,
-            credential_slots=("aci_credentials",),
-        )
-    )
-
-
-@pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch, aci_type: None) -> Iterator[AzureEmulator]:
+def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[AzureEmulator]:
     with AzureEmulator() as running:
         azure_test_env(monkeypatch, running)
         yield running
@@ -131,3 +96,26 @@ def test_unknown_location_is_one_line_listing_the_subscriptions_own(server, cli,
     human = create(cli, "--dry-run")
     assert human.exit_code == 0, human.stderr
     assert "Dry run: nothing was changed." in human.stdout
+
+
+def test_a_provisioned_pool_runs_a_deployment_as_the_least_privileged_server_principal(
+    server, cli, client, emulator, flow_dir
+) -> None:
+    # The server's own principal starts with no role at all: what it can do, it got from the
+    # provisioning (ACI on the pool's group, the identity's operator), and that must suffice.
+    server_principal = emulator.create_service_principal("push-pools-server")
+    result = create(
+        cli, "--yes",
+        "--client-id", server_principal.client_id,
+        "--tenant-id", server_principal.tenant_id,
+        "--client-secret", server_principal.client_secret or "",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert client.get_work_pool("aci-pool")["status"] == "READY"
+
+    deployment = deploy(client, flow_dir, "greet", pool="aci-pool")
+    run = client.create_run(deployment["id"], {"parameters": {"name": "Azure"}})
+    final = wait_for_state(client, run["id"], timeout=120)
+    assert final["state"] == "COMPLETED", final["state_message"]
+    assert final["result"] == "greeted Azure"
+    assert final["infrastructure_id"].startswith(f"aci:{emulator.subscription_id}:push-pools-")
