@@ -1,0 +1,108 @@
+"""The README's tour, run as written: every command of its marked shell blocks, in order,
+against a fresh home and a free port. A README that no longer works fails here.
+
+The only substitutions are the ones the README itself names: `<run>` becomes the id that
+`deployment run` printed, and the server listens where PUSH_POOLS_API_URL says (which
+`server start` honours). `server start` and `worker start` ("in another terminal") run in
+the background until the end.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.test_cli_basics import EXAMPLES, PUSH_POOLS, base_env, free_port
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+MARKER = "<!-- tests/test_readme.py runs this block"
+BACKGROUND = ("server start", "worker start")
+
+
+def marked_blocks(text: str) -> list[list[str]]:
+    """The shell lines of each fenced block that follows a test marker."""
+    blocks = []
+    for match in re.finditer(re.escape(MARKER) + r".*?-->\n```bash\n(.*?)```", text, re.S):
+        lines = []
+        for raw in match.group(1).splitlines():
+            command = re.split(r"\s{2,}#", raw, maxsplit=1)[0].strip()
+            if command and not command.startswith("#"):
+                lines.append(command)
+        blocks.append(lines)
+    return blocks
+
+
+def test_the_readme_marks_the_tour_and_the_managed_pool() -> None:
+    blocks = marked_blocks(README.read_text())
+    assert len(blocks) == 2
+    assert blocks[0][0] == "push-pools server start"
+    assert any("my-managed-pool" in line for line in blocks[1])
+
+
+@pytest.mark.timeout(300)
+def test_the_readme_tour_runs_as_written(tmp_path: Path, readable_dir: Path) -> None:
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = base_env(tmp_path / "home", api_url)
+    # The checkout as the reader has it; managed runs read the flow as an unprivileged user.
+    checkout = readable_dir / "push-pools"
+    (checkout / "examples").mkdir(parents=True)
+    shutil.copy(EXAMPLES / "hello_flow.py", checkout / "examples" / "hello_flow.py")
+    cwd = checkout
+    background: list[subprocess.Popen[bytes]] = []
+    last_run_id = ""
+    try:
+        for line in [line for block in marked_blocks(README.read_text()) for line in block]:
+            words = shlex.split(line.replace("<run>", last_run_id))
+            if words[0] == "cd":
+                cwd = (cwd / words[1]).resolve()
+                continue
+            assert words[0] == "push-pools", f"the README's tour runs only push-pools: {line}"
+            args = [str(PUSH_POOLS), *words[1:]]
+            if any(kind in line for kind in BACKGROUND):
+                log = (tmp_path / f"{len(background)}.log").open("w")
+                background.append(
+                    subprocess.Popen(args, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+                )
+                if "server start" in line:
+                    wait_healthy(api_url, background[-1])
+                continue
+            result = subprocess.run(
+                args, env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+            )
+            assert result.returncode == 0, f"`{line}` failed:\n{result.stdout}\n{result.stderr}"
+            assert "Traceback" not in result.stdout + result.stderr
+            if words[1:3] == ["deployment", "run"]:
+                assert "COMPLETED" in result.stdout, result.stdout
+                last_run_id = result.stdout.splitlines()[1].strip()
+            if words[1:3] == ["flow-run", "logs"]:
+                assert "hello" in result.stdout, result.stdout
+    finally:
+        for process in background:
+            process.terminate()
+        for process in background:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    assert last_run_id, "the tour ran no deployment"
+
+
+def wait_healthy(api_url: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "the README's `server start` exited"
+        try:
+            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the README's server did not answer within 60 s")
