@@ -38,6 +38,17 @@ _IDEMPOTENT_METHODS = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
 _MAX_RETRY_AFTER_SECONDS = 10.0
 
 
+def _import_httpx_without_its_cli() -> None:
+    """Import httpx without its own command-line tool: httpx's package imports it when click is
+    installed (uvicorn brings click), and with it click, rich and pygments, about half of
+    httpx's import time, which every CLI command and every run's engine would pay. A None entry
+    in sys.modules makes that optional import fail the way httpx expects when it is absent."""
+    import sys
+
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 def _seg(value: str) -> str:
     return quote(value, safe="")
 
@@ -53,6 +64,7 @@ class Client:
     ) -> None:
         """`retry_unreachable_seconds`: keep retrying (with backoff) while the server cannot be
         reached, e.g. while it restarts; the engine uses it so a run survives a server restart."""
+        _import_httpx_without_its_cli()
         import httpx  # imported here so that `push-pools --help` does not pay for it
 
         self.api_url = (api_url or settings.api_url()).rstrip("/")

@@ -117,6 +117,9 @@ def test_work_pool_ls_imports_no_cloud_sdk(server, home: Path, fake_sdks: Path) 
     assert "httpx" in modules  # it did talk to the server
     for package in CLOUD_SDKS:
         assert loaded(modules, package) == [], f"`push-pools work-pool ls` imported {package}"
+    # httpx's own command-line tool (and the click and pygments it needs) is never loaded.
+    for package in ("click", "pygments"):
+        assert loaded(modules, package) == [], f"`push-pools work-pool ls` imported {package}"
 
 
 # --- help texts ---------------------------------------------------------------------------------
