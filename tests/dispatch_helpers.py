@@ -199,6 +199,21 @@ def push_pools_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "push_pools.cli.main"]
 
 
+def listens(pid: int, port: int) -> bool:
+    """Whether process `pid` holds the socket listening on 127.0.0.1:`port` (Linux /proc)."""
+    wanted = f"0100007F:{port:04X}"
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == wanted and fields[3] == "0A":  # 0A: LISTEN
+            inodes.add(fields[9])
+    try:
+        links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+    except OSError:
+        return False
+    return any(link == f"socket:[{inode}]" for link in links for inode in inodes)
+
+
 class ServerProcess:
     """`push-pools server start --port P` in its own process group, output to a log file."""
 
@@ -228,10 +243,13 @@ class ServerProcess:
                     f"the server exited with {self.process.returncode}:\n{self.log_tail()}"
                 )
             try:
-                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
-                    return self
+                healthy = httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200
             except httpx.HTTPError:
-                pass
+                healthy = False
+            # Only our own process counts: a free port picked by one test can be taken by a
+            # server of another test running in parallel, which would answer for ours.
+            if healthy and listens(self.process.pid, self.port):
+                return self
             if time.monotonic() > deadline:
                 raise AssertionError(f"the server did not start in {timeout} s:\n{self.log_tail()}")
             time.sleep(0.05)

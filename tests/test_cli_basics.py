@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.dispatch_helpers import listens
+
 PUSH_POOLS = Path(sys.executable).parent / "push-pools"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CLOUD_SDKS = ("boto3", "botocore", "google.cloud", "azure")
@@ -346,7 +348,11 @@ def test_the_demo_flow_ships_inside_the_package() -> None:
 
 def test_readme_tour_with_real_processes(tour: Tour) -> None:
     server = tour.start("server", "server", "start", "--port", str(tour.port))
-    wait_until(lambda: healthy(tour.api_url) or server.poll() is not None, 30, "server start")
+    wait_until(
+        lambda: (healthy(tour.api_url) and listens(server.pid, tour.port)) or server.poll(),
+        30,
+        "server start",
+    )
     assert server.poll() is None, tour.log("server")
     assert tour.api_url in tour.log("server")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.dispatch_helpers import listens
 from tests.test_cli_basics import EXAMPLES, PUSH_POOLS, base_env, free_port
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -100,8 +101,9 @@ def wait_healthy(api_url: str, server: subprocess.Popen[bytes]) -> None:
     while time.monotonic() < deadline:
         assert server.poll() is None, "the README's `server start` exited"
         try:
-            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
-                return
+            answered = httpx.get(f"{api_url}/health", timeout=2).status_code == 200
+            if answered and listens(server.pid, int(api_url.split(":")[2].split("/")[0])):
+                return  # our server, not another test's that took the same free port
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
