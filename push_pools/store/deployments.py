@@ -50,24 +50,26 @@ def schedule_out(row: DeploymentSchedule) -> ScheduleOut:
     )
 
 
-# How many upcoming fire times a deployment shows, and how far ahead they are looked for.
+# How many upcoming fire times a deployment shows, and how far ahead they are looked for:
+# a short window first (most schedules fire daily or more often; the cost grows with the
+# window), then a long one for monthly or yearly schedules.
 NEXT_RUNS_SHOWN = 3
-NEXT_RUNS_HORIZON = timedelta(days=400)
+NEXT_RUNS_HORIZONS = (timedelta(days=8), timedelta(days=400))
 
 
 def next_runs(rows: list[DeploymentSchedule], now: datetime | None = None) -> list[datetime]:
     """The next fire times of the active schedules, soonest first: what a user deploying wants
     to see ("when will this run?")."""
     start = now or datetime.now(UTC)
+    specs = [schedule_rules.schedule_from_dict(row.spec) for row in rows if row.active]
     upcoming: set[datetime] = set()
-    for row in rows:
-        if row.active:
-            spec = schedule_rules.schedule_from_dict(row.spec)
+    for horizon in NEXT_RUNS_HORIZONS:
+        for spec in specs:
             upcoming.update(
-                schedule_rules.next_fire_times(
-                    spec, start, start + NEXT_RUNS_HORIZON, limit=NEXT_RUNS_SHOWN
-                )
+                schedule_rules.next_fire_times(spec, start, start + horizon, limit=NEXT_RUNS_SHOWN)
             )
+        if len(upcoming) >= NEXT_RUNS_SHOWN:
+            break
     return sorted(upcoming)[:NEXT_RUNS_SHOWN]
 
 
