@@ -107,6 +107,8 @@ def test_a_run_from_the_form_completes_and_shows_its_logs(
     run = client.list_runs()[0]
     assert run["parameters"] == {"name": "Ada", "times": 2}
     _shot(page, "flow-run")
+    page.goto(f"{base(server)}/")
+    _shot(page, "dashboard")
 
 
 def test_a_wrong_parameter_type_is_refused_beside_the_field(
