@@ -169,3 +169,25 @@ def test_the_api_docs_render_offline(server: Any, page: Any) -> None:
     page.locator(".opblock").first.wait_for()
     assert page.locator(".opblock").count() > 10
     assert outside == []
+
+
+def test_pages_fit_a_phone_and_are_keyboard_reachable(
+    server: Any, client: Any, browser: Any
+) -> None:
+    client.create_work_pool({"name": "a-pool-with-a-rather-long-name", "type": "process"})
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        for path in ("/", "/work-pools", "/deployments", "/flow-runs", "/blocks"):
+            page.goto(f"{base(server)}{path}")
+            # Wide tables scroll inside their box; the page itself never scrolls sideways.
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+        page.goto(f"{base(server)}/work-pools")
+        for _ in range(12):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.textContent") == "Create a work pool":
+                break
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/work-pools/new")
+    finally:
+        context.close()
