@@ -129,10 +129,12 @@ def create_app(
         description="Work pools, deployments and flow runs, pushed to your own infrastructure.",
         lifespan=lifespan,
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        # Our own /api/docs (ui/docs.py): FastAPI's loads Swagger UI from a CDN.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.store = store
+    app.state.api_key = key
     app.state.notifier = notifier
     app.state.managed_isolation = isolation
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes())
@@ -172,6 +174,9 @@ def create_app(
         infrastructure.router,
     ):
         app.include_router(router, prefix="/api")
+    from push_pools import ui
+
+    ui.install(app)
     return app
 
 
@@ -249,6 +254,12 @@ async def _check_credentials(
                 },
             )
         return None
+    if key and not token:
+        from push_pools.ui import auth as ui_auth
+
+        if ui_auth.handles(request.url.path):
+            # A browser: its session cookie, or the sign-in page.
+            return ui_auth.gate(request, key)
     if key and not hmac.compare_digest(token.encode(), key.encode()):
         return _auth_error(401, "wrong API key" if token else "missing API key")
     return None

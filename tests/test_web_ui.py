@@ -1,0 +1,193 @@
+"""The web UI in a real browser (Debian's chromium driven by Playwright) against a real server.
+
+Set PUSH_POOLS_UI_SCREENSHOTS=1 to also save the main pages under docs/images/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import deploy
+
+CHROMIUM = "/usr/bin/chromium"
+IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which(CHROMIUM) is None, reason="needs Debian's chromium (apt-get install chromium)"
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+def base(server: Any) -> str:
+    return server.api_url.removesuffix("/api")
+
+
+def _shot(page: Any, name: str) -> None:
+    if os.environ.get("PUSH_POOLS_UI_SCREENSHOTS") == "1":
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(IMAGES / f"{name}.png"), full_page=True)
+
+
+def test_a_pool_created_in_the_ui_is_listed_by_the_cli(
+    server: Any, page: Any, cli: Callable[..., Any]
+) -> None:
+    page.goto(f"{base(server)}/work-pools")
+    page.get_by_role("link", name="Create a work pool").click()
+    page.get_by_role("link", name="process").first.click()
+    page.get_by_label("Pool name").fill("from-the-ui")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/work-pools/from-the-ui")
+    assert "from-the-ui" in cli("work-pool", "ls").stdout
+
+
+def test_invalid_input_shows_the_servers_message_beside_the_field(server: Any, page: Any) -> None:
+    page.goto(f"{base(server)}/work-pools/new?type=process")
+    page.get_by_label("Pool name").fill("Bad Name!")
+    page.get_by_role("button", name="Create").click()
+    message = page.locator("#err-name")
+    assert "is not allowed" in message.inner_text()
+    assert page.get_by_label("Pool name").get_attribute("aria-describedby") == "err-name"
+
+
+def test_a_polling_worker_turns_the_pool_ready_without_a_reload(
+    server: Any, client: Any, page: Any, worker_factory: Callable[..., Any]
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    page.goto(f"{base(server)}/work-pools")
+    status = page.locator('tr[data-pool="pool"] .status')
+    assert "NOT_READY" in status.inner_text()
+    page.evaluate("window.notReloaded = true")
+    worker_factory("pool")
+    page.wait_for_function(
+        "document.querySelector('tr[data-pool=\"pool\"] .status').textContent.includes(' READY')"
+    )
+    assert page.evaluate("window.notReloaded") is True
+    _shot(page, "work-pools")
+
+
+def test_a_run_from_the_form_completes_and_shows_its_logs(
+    server: Any, client: Any, page: Any, flow_dir: Path, worker_factory: Callable[..., Any]
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deploy(client, flow_dir, "greet")
+    worker_factory("pool")
+    page.goto(f"{base(server)}/deployments")
+    _shot(page, "deployments")
+    page.get_by_role("link", name="Run", exact=True).click()
+    page.get_by_label("name").first.fill("Ada")
+    page.get_by_label("times").fill("2")
+    page.get_by_role("button", name="Run").click()
+    page.wait_for_url("**/flow-runs/*")
+    page.locator(".badge.state-completed").first.wait_for()
+    assert page.locator("#logs").inner_text().count("hello Ada") == 2
+    run = client.list_runs()[0]
+    assert run["parameters"] == {"name": "Ada", "times": 2}
+    _shot(page, "flow-run")
+    page.goto(f"{base(server)}/")
+    _shot(page, "dashboard")
+
+
+def test_a_wrong_parameter_type_is_refused_beside_the_field(
+    server: Any, client: Any, page: Any, flow_dir: Path
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deployment = deploy(client, flow_dir, "greet")
+    page.goto(f"{base(server)}/deployments/{deployment['id']}/run")
+    page.get_by_label("times").fill("many")
+    page.get_by_role("button", name="Run").click()
+    assert "not a whole number" in page.locator("#err-param\\.times").inner_text()
+    assert client.list_runs() == []
+
+
+def test_a_blocks_secret_never_reaches_the_page(server: Any, page: Any) -> None:
+    bodies: list[bytes] = []
+    page.on("response", lambda response: bodies.append(response.body()))
+    page.goto(f"{base(server)}/blocks?type=secret")
+    page.get_by_label("Name", exact=True).fill("db-password")
+    page.get_by_label("value").fill("hunter2-very-secret")
+    page.get_by_role("button", name="Create block").click()
+    page.wait_for_url("**/blocks")
+    assert "db-password" in page.locator("table").inner_text()
+    page.goto(f"{base(server)}/api/blocks/db-password")
+    assert bodies and all(b"hunter2-very-secret" not in body for body in bodies)
+
+
+def test_with_an_api_key_the_page_asks_for_it_and_refuses_a_wrong_one(
+    server_factory: Callable[..., Any], page: Any
+) -> None:
+    server = server_factory(api_key="right-key")
+    page.goto(f"{base(server)}/work-pools")
+    assert "/login?next=" in page.url, page.content()[:500]
+    page.get_by_label("API key").fill("wrong-key")
+    page.get_by_role("button", name="Sign in").click()
+    assert "wrong API key" in page.locator("#err-api_key").inner_text()
+    page.get_by_label("API key").fill("right-key")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/work-pools")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "push_pools_ui")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["expires"] == -1
+    assert "right-key" not in cookie["value"]
+    assert page.evaluate("document.cookie") == ""
+
+
+def test_the_api_docs_render_offline(server: Any, page: Any) -> None:
+    outside: list[str] = []
+
+    def only_local(route: Any) -> None:
+        if route.request.url.startswith(base(server)):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(f"{base(server)}/api/docs")
+    page.locator(".opblock").first.wait_for()
+    assert page.locator(".opblock").count() > 10
+    assert outside == []
+
+
+def test_pages_fit_a_phone_and_are_keyboard_reachable(
+    server: Any, client: Any, browser: Any
+) -> None:
+    client.create_work_pool({"name": "a-pool-with-a-rather-long-name", "type": "process"})
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        for path in ("/", "/work-pools", "/deployments", "/flow-runs", "/blocks"):
+            page.goto(f"{base(server)}{path}")
+            # Wide tables scroll inside their box; the page itself never scrolls sideways.
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+        page.goto(f"{base(server)}/work-pools")
+        for _ in range(12):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.textContent") == "Create a work pool":
+                break
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/work-pools/new")
+    finally:
+        context.close()
