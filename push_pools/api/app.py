@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from push_pools import settings
 from push_pools.api import blocks, deployments, infrastructure, pools, runs
@@ -217,9 +217,7 @@ def _bearer(request: Request) -> str:
     return token or request.headers.get("x-api-key", "")
 
 
-async def _check_credentials(
-    request: Request, store: Store, key: str | None
-) -> JSONResponse | None:
+async def _check_credentials(request: Request, store: Store, key: str | None) -> Response | None:
     """None when the request may go on; else the 401/403 answer.
 
     A run token (given to each flow run instead of the API key) is checked whether or not the

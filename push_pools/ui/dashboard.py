@@ -22,13 +22,12 @@ def dashboard(request: Request, session: SessionDep, isolation: IsolationDep) ->
     from push_pools.ui.render import page
 
     since = utcnow() - timedelta(hours=24)
-    counts = dict(
-        session.execute(
-            select(FlowRun.state_type, func.count())
-            .where(FlowRun.scheduled_time >= since)
-            .group_by(FlowRun.state_type)
-        ).all()
-    )
+    rows = session.execute(
+        select(FlowRun.state_type, func.count())
+        .where(FlowRun.scheduled_time >= since)
+        .group_by(FlowRun.state_type)
+    ).all()
+    counts: dict[str, int] = {state: count for state, count in rows}
     by_state = [(s.value, counts.get(s.value, 0)) for s in StateType]
     attention = run_store.runs_out(
         session, run_store.list_runs(session, states=[StateType.LATE, StateType.CRASHED], limit=20)

@@ -13,7 +13,7 @@ DOCUMENT = "/api/docs/openapi.json"
 def install(app: FastAPI) -> None:
     from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.staticfiles import StaticFiles
-    from swagger_ui_bundle import swagger_ui_path
+    from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
     app.mount(ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
 

@@ -32,5 +32,7 @@ def install(app: FastAPI) -> None:
             from push_pools.ui.render import page
 
             return page(request, "error.html", status=exc.status_code, message=exc.message)
-        assert api_error is not None
-        return await api_error(request, exc)
+        if api_error is None:  # create_app installs one before the UI; never reached
+            return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+        answer = api_error(request, exc)
+        return answer if isinstance(answer, Response) else await answer
