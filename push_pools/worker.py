@@ -18,8 +18,7 @@ from typing import Any
 
 from push_pools.client import Client
 from push_pools.errors import NotFound, PushPoolsError
-from push_pools.executors.base import InfrastructureState, Submission
-from push_pools.executors.process.executor import ProcessExecutor
+from push_pools.executors.base import Executor, InfrastructureState, Submission
 from push_pools.states import FINAL
 
 log = logging.getLogger("push_pools.worker")
@@ -51,7 +50,7 @@ class Worker:
         limit: int = 4,
         name: str | None = None,
         client_factory: Callable[[], Client] = Client,
-        executor: ProcessExecutor | None = None,
+        executor: Executor | None = None,
         poll_wait_seconds: float = POLL_WAIT_SECONDS,
         prefetch_seconds: float = PREFETCH_SECONDS,
         deployment_id: str | None = None,
@@ -63,7 +62,11 @@ class Worker:
         self.limit = limit
         self.name = name or default_worker_name()
         self._client_factory = client_factory
-        self.executor = executor or ProcessExecutor()
+        if executor is None:
+            from push_pools.executors.process.executor import ProcessExecutor
+
+            executor = ProcessExecutor()
+        self.executor = executor
         self.poll_wait_seconds = poll_wait_seconds
         self.prefetch_seconds = prefetch_seconds
         # A `flow.serve()` process polls its own pool-less deployment instead of a pool.
@@ -191,6 +194,7 @@ class Worker:
                     flow_run_name=run["name"],
                     job_configuration=claimed["job_configuration"],
                     engine_env=engine_env,
+                    pool_name=self.pool if not self.deployment_id else "",
                 )
             )
         except (OSError, PushPoolsError) as exc:
@@ -234,7 +238,8 @@ class Worker:
             self._release(client, active.run_id)
             return
         tail = self.executor.logs(active.infrastructure_id, CRASH_TAIL_LINES)
-        message = f"the flow run's process exited with code {code} without a final state"
+        kind = getattr(self.executor, "infrastructure_kind", "process")
+        message = f"the flow run's {kind} exited with code {code} without a final state"
         if tail:
             message += "; last output:\n" + "\n".join(tail)
         client.set_state(

@@ -49,7 +49,14 @@ def test_an_installed_package_adds_a_type(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_registry: None
 ) -> None:
     _install_plugin(tmp_path, monkeypatch, "acme_pool:POOL_TYPE")
-    assert pool_types.names() == ["acme:push", "cloud-run:push", "ecs:push", "managed", "process"]
+    assert pool_types.names() == [
+        "acme:push",
+        "cloud-run:push",
+        "docker",
+        "ecs:push",
+        "managed",
+        "process",
+    ]
     acme = pool_types.get("acme:push")
     assert acme.is_push and acme.max_run_variable is None
     assert acme.default_template()["job_configuration"] == {"command": "{{ command }}"}
@@ -62,7 +69,7 @@ def test_an_entry_point_that_is_not_a_pool_type_is_left_out_saying_why(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     _install_plugin(tmp_path, monkeypatch, "acme_pool:_template")
-    assert pool_types.names() == ["cloud-run:push", "ecs:push", "managed", "process"]
+    assert pool_types.names() == ["cloud-run:push", "docker", "ecs:push", "managed", "process"]
     assert "'acme' is left out" in caplog.text
     assert "must name a push_pools.pool_types.PoolType" in caplog.text
     with pytest.raises(InvalidInput, match="unknown work pool type 'acme:push'"):
