@@ -187,6 +187,9 @@ def test_twenty_flows_run_end_to_end_through_worker_start(
         # python:3.12-slim was pulled once (IfNotPresent), not per run.
         assert len(engine.pulls) == 1
         assert "hello n7" in output.read_text()  # stream_output echoes the containers' output
+        # The engine in the container ships the flow's lines into the run's logs.
+        logs = [entry["message"] for entry in client.get_logs(runs[7]["id"])]
+        assert "hello n7" in logs
     finally:
         worker.terminate()
         worker.wait(30)
@@ -282,6 +285,28 @@ def test_cancel_stops_the_container(client, cli, flow_dir, engine, worker_factor
     stops = [r for r in engine.requests if r.path.endswith(f"/containers/{container.name}/stop")]
     assert len(stops) == 1
     assert container.state.exit_code == 128 + 15  # stopped with SIGTERM, not killed
+
+
+def test_a_template_without_defaults_runs_with_the_types_defaults(
+    client, flow_dir, engine, start_worker
+) -> None:
+    """A template brought from Prefect leaves pull policy, flags and limits without defaults."""
+    template = client.default_base_job_template("docker")
+    properties = template["variables"]["properties"]
+    for name in ("image_pull_policy", "auto_remove", "privileged", "stream_output", "networks"):
+        properties[name].pop("default")
+    properties["env"]["default"] = CODE_ENV
+    client.create_work_pool(
+        {"name": "docker-pool", "type": "docker", "base_job_template": template}
+    )
+    deployment = deploy(client, flow_dir, "greet", pool="docker-pool")
+    start_worker()
+    run = client.create_run(deployment["id"], {"parameters": {"name": "Ada"}})
+    done = wait_for_state(client, run["id"])
+    assert done["state"] == "COMPLETED", done["state_message"]
+    container = container_of(engine, run["id"])
+    assert container.host_config["Privileged"] is False
+    assert len(engine.pulls) == 1  # IfNotPresent
 
 
 # --- bad input -------------------------------------------------------------------------------

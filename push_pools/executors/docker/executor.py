@@ -123,7 +123,9 @@ class DockerExecutor(BaseExecutor):
     def _submit(self, submission: Submission) -> str:
         from docker.errors import APIError, ImageNotFound, NotFound
 
-        config = submission.job_configuration
+        # An unset variable renders as None; templates brought from Prefect leave several
+        # without a default (image_pull_policy, mem_limit), which means "the default" here.
+        config = {k: v for k, v in submission.job_configuration.items() if v is not None}
         client = self._docker()
         image = job_values.text(config, "image", DEFAULT_IMAGE)
         self._ensure_image(image, job_values.text(config, "image_pull_policy", "IfNotPresent"))
