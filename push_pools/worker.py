@@ -239,7 +239,10 @@ class Worker:
             return
         tail = self.executor.logs(active.infrastructure_id, CRASH_TAIL_LINES)
         kind = getattr(self.executor, "infrastructure_kind", "process")
-        message = f"the flow run's {kind} exited with code {code} without a final state"
+        if code is None:  # e.g. the Docker engine stopped answering while it ran
+            message = f"the worker lost track of the flow run's {kind} before a final state"
+        else:
+            message = f"the flow run's {kind} exited with code {code} without a final state"
         if tail:
             message += "; last output:\n" + "\n".join(tail)
         client.set_state(

@@ -309,6 +309,33 @@ def test_a_template_without_defaults_runs_with_the_types_defaults(
     assert len(engine.pulls) == 1  # IfNotPresent
 
 
+def test_a_fixed_name_in_use_gets_the_run_id_and_containers_join_every_network(
+    client, flow_dir, engine, start_worker
+) -> None:
+    import docker
+
+    sdk = docker.from_env()
+    for network in ("backend", "frontend"):
+        sdk.networks.create(network)
+    sdk.close()
+    make_pool(client)
+    variables = {"name": "etl runner", "networks": ["backend", "frontend"]}
+    deployment = deploy(client, flow_dir, "greet", pool="docker-pool", job_variables=variables)
+    start_worker()
+    runs = [client.create_run(deployment["id"], {}) for _ in range(2)]
+    for run in runs:
+        assert wait_for_state(client, run["id"])["state"] == "COMPLETED"
+    names = {run["id"]: container_of(engine, run["id"]).name for run in runs}
+    # Docker names allow no spaces; the second run finds the name taken by the first's container.
+    assert sorted(names.values()) == sorted(
+        ["etl-runner", f"etl-runner-{runs[1]['id'][:8]}"]
+        if names[runs[0]["id"]] == "etl-runner"
+        else [f"etl-runner-{runs[0]['id'][:8]}", "etl-runner"]
+    )
+    for run in runs:
+        assert set(container_of(engine, run["id"]).networks) == {"backend", "frontend"}
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 
@@ -357,6 +384,21 @@ def test_always_pulls_before_each_run_and_a_missing_image_says_why(
     assert done["state"] == "CRASHED"
     assert "acme/nowhere:1" in done["state_message"]
     assert "could not be pulled" in done["state_message"]
+
+
+def test_a_missing_network_crashes_the_run_and_leaves_no_container(
+    client, flow_dir, engine, start_worker
+) -> None:
+    make_pool(client)
+    deployment = deploy(
+        client, flow_dir, "greet", pool="docker-pool", job_variables={"networks": ["nowhere"]}
+    )
+    start_worker()
+    run = client.create_run(deployment["id"], {})
+    done = wait_for_state(client, run["id"])
+    assert done["state"] == "CRASHED"
+    assert "network nowhere not found" in done["state_message"]
+    assert engine.containers == []
 
 
 def test_worker_start_without_an_engine_says_so_in_one_line(

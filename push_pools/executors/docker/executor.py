@@ -82,8 +82,14 @@ class DockerExecutor(BaseExecutor):
         it looked, instead of crashing every run it claims."""
         if self._client is not None:
             return
-        import docker
-        from docker.errors import DockerException
+        try:
+            import docker
+            from docker.errors import DockerException
+        except ImportError:
+            raise PushPoolsError(
+                "docker pools need the docker SDK on the worker's machine; install it with: "
+                "pip install 'push-pools[docker]'"
+            ) from None
 
         try:
             client = docker.from_env()
@@ -162,11 +168,18 @@ class DockerExecutor(BaseExecutor):
                 # The pool's or deployment's fixed name is taken by an earlier run's container.
                 name = f"{name}-{submission.flow_run_id[:8]}"
                 container = self._create(image, name, env, options)
-            for network in networks[1:]:
-                client.networks.get(network).connect(container)
-            container.start()
+            try:
+                for network in networks[1:]:
+                    client.networks.get(network).connect(container)
+                container.start()
+            except APIError:
+                # Nothing runs in it: leave no created container behind for a run that crashed.
+                container.remove(force=True)
+                raise
         except ImageNotFound as exc:
-            raise InvalidInput(f"image '{image}' is not on the Docker engine: {_why(exc)}") from exc
+            raise InvalidInput(
+                f"image '{image}' is not on the Docker engine: {_why(exc)}"
+            ) from None
         except NotFound as exc:
             raise InvalidInput(f"the container could not be created: {_why(exc)}") from None
         except APIError as exc:
