@@ -401,6 +401,48 @@ def test_a_missing_network_crashes_the_run_and_leaves_no_container(
     assert engine.containers == []
 
 
+def test_runs_wait_while_the_engine_is_down_and_start_when_it_is_back(
+    client, flow_dir, worker_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{port}")
+    monkeypatch.delenv("DOCKER_TLS_VERIFY", raising=False)
+    monkeypatch.delenv("DOCKER_CERT_PATH", raising=False)
+    make_pool(client)
+    sleepy = deploy(client, flow_dir, "sleepy", pool="docker-pool")
+    greet = deploy(client, flow_dir, "greet", pool="docker-pool")
+    first = DockerEmulator(port=port).start()
+    try:
+        worker_factory(
+            "docker-pool", executor=DockerExecutor(output=io.StringIO()), poll_wait_seconds=0.5
+        )
+        in_flight = client.create_run(sleepy["id"], {"parameters": {"seconds": 60}})
+        running = wait_for_state(client, in_flight["id"], {"RUNNING"} | FINAL, timeout=20)
+        assert running["state"] == "RUNNING", running["state_message"]
+    finally:
+        first.stop()  # the engine goes away, and its containers with it
+    lost = wait_for_state(client, in_flight["id"], timeout=20)
+    assert lost["state"] == "CRASHED"
+    assert "container" in lost["state_message"]
+
+    waiting = client.create_run(greet["id"], {"parameters": {"name": "later"}})
+    wait_for(
+        lambda: any(
+            "given back to the pool" in (s.get("message") or "")
+            and "does not answer (Connection refused)" in (s.get("message") or "")
+            for s in client.run_states(waiting["id"])
+        ),
+        20,
+        "the run to be given back while the engine is down",
+    )
+    assert client.get_run(waiting["id"])["state"] not in FINAL
+    with DockerEmulator(port=port) as second:
+        done = wait_for_state(client, waiting["id"], timeout=30)
+        assert done["state"] == "COMPLETED", done["state_message"]
+        assert done["result"] == "greeted later"
+        assert second.errors == []
+
+
 def test_worker_start_without_an_engine_says_so_in_one_line(
     client, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,6 +24,7 @@ from push_pools.executors.base import (
     BaseExecutor,
     InfrastructureState,
     InfrastructureStatus,
+    InfrastructureUnavailable,
     Submission,
 )
 from push_pools.executors.docker.template import DEFAULT_COMMAND, DEFAULT_IMAGE, PULL_POLICIES
@@ -42,7 +43,7 @@ PREFIX = "docker:"
 _UNSAFE_NAME = re.compile(r"[^a-zA-Z0-9_.-]+")
 
 
-class EngineUnreachable(PushPoolsError):
+class EngineUnreachable(InfrastructureUnavailable):
     """No Docker engine answers where DOCKER_HOST (or the default socket) points."""
 
 
@@ -97,7 +98,8 @@ class DockerExecutor(BaseExecutor):
             watcher = docker.from_env(timeout=None, max_pool_size=64)
         except DockerException as exc:
             raise EngineUnreachable(
-                f"no Docker engine is reachable at {docker_host()}: {_first_line(exc)}"
+                f"no Docker engine is reachable at {docker_host()}: {_reason(exc)}; start one, "
+                "or point DOCKER_HOST at it"
             ) from None
         self._client, self._watcher = client, watcher
 
@@ -120,7 +122,9 @@ class DockerExecutor(BaseExecutor):
 
         try:
             return self._submit(submission)
-        except (DockerException, RequestException) as exc:
+        except RequestException as exc:
+            raise _unreachable(exc) from None
+        except DockerException as exc:
             # The worker reports PushPoolsError on the run; anything else would end its loop.
             raise PushPoolsError(
                 f"the Docker engine at {docker_host()} failed: {_why(exc)}"
@@ -303,6 +307,14 @@ class DockerExecutor(BaseExecutor):
         return int(code) if code is not None else None
 
     def status(self, infrastructure_ids: list[str]) -> dict[str, InfrastructureStatus]:
+        from requests.exceptions import RequestException
+
+        try:
+            return self._status(infrastructure_ids)
+        except RequestException as exc:
+            raise _unreachable(exc) from None
+
+    def _status(self, infrastructure_ids: list[str]) -> dict[str, InfrastructureStatus]:
         from docker.errors import NotFound
 
         result = {}
@@ -335,17 +347,21 @@ class DockerExecutor(BaseExecutor):
 
     def cancel(self, infrastructure_id: str, grace_seconds: float = 10.0) -> None:
         from docker.errors import APIError
+        from requests.exceptions import RequestException
 
         try:
             # The engine sends SIGTERM, then SIGKILL after the grace period.
             grace = max(0, round(grace_seconds))
             self._docker().api.stop(_name_of(infrastructure_id), timeout=grace)
+        except RequestException as exc:
+            raise _unreachable(exc) from None
         except APIError as exc:
             if exc.status_code not in (304, 404):  # already stopped, or gone
                 raise PushPoolsError(f"the container could not be stopped: {_why(exc)}") from None
 
     def cleanup(self, infrastructure_id: str) -> None:
         from docker.errors import APIError
+        from requests.exceptions import RequestException
 
         with self._lock:
             record = self._containers.pop(infrastructure_id, None)
@@ -356,6 +372,23 @@ class DockerExecutor(BaseExecutor):
                 self._docker().api.remove_container(record.name, force=True)
             except APIError:
                 pass  # already gone
+            except RequestException as exc:
+                raise _unreachable(exc) from None
+
+
+def _unreachable(exc: Exception) -> EngineUnreachable:
+    return EngineUnreachable(
+        f"the Docker engine at {docker_host()} does not answer ({_reason(exc)})"
+    )
+
+
+def _reason(exc: Exception) -> str:
+    # requests nests urllib3's errors several deep; the OS's words are what a user can act on.
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text) or re.search(
+        r"Error\(-?\d+, '([^']+)'\)", text
+    )
+    return found.group(1).strip() if found else _first_line(exc)
 
 
 def _name_of(infrastructure_id: str) -> str:
