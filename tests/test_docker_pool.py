@@ -336,6 +336,29 @@ def test_a_fixed_name_in_use_gets_the_run_id_and_containers_join_every_network(
         assert set(container_of(engine, run["id"]).networks) == {"backend", "frontend"}
 
 
+def test_an_image_named_by_digest_is_pulled_by_that_digest(
+    client, flow_dir, engine, start_worker
+) -> None:
+    """An image deploy stores the pushed digest as the runs' image."""
+    import docker
+
+    sdk = docker.from_env()
+    sdk.images.pull("python", tag="3.12-slim")
+    [pinned] = sdk.images.get("python:3.12-slim").attrs["RepoDigests"]
+    sdk.images.remove("python:3.12-slim", force=True)  # the worker must pull it again
+    sdk.close()
+    make_pool(client)
+    deployment = deploy(
+        client, flow_dir, "greet", pool="docker-pool", job_variables={"image": pinned}
+    )
+    start_worker()
+    run = client.create_run(deployment["id"], {})
+    done = wait_for_state(client, run["id"])
+    assert done["state"] == "COMPLETED", done["state_message"]
+    assert engine.pulls[-1].reference == pinned
+    assert container_of(engine, run["id"]).config["Image"] == pinned
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 

@@ -228,9 +228,15 @@ class DockerExecutor(BaseExecutor):
                         "image_pull_policy is Never: build or pull it there first, or allow a "
                         "pull with IfNotPresent"
                     ) from None
-        repository, tag = _split_tag(image)
+        from docker.utils import parse_repository_tag
+
+        # `repo@sha256:...` comes back as (repo, digest): the engine takes a digest as the tag.
+        repository, tag = parse_repository_tag(image)
         try:
-            client.images.pull(repository, tag=tag)
+            # The SDK's images.pull ignores errors the engine streams after the pull started.
+            for event in client.api.pull(repository, tag=tag or "latest", stream=True, decode=True):
+                if isinstance(event, dict) and event.get("error"):
+                    raise InvalidInput(f"image '{image}' could not be pulled: {event['error']}")
         except APIError as exc:
             raise InvalidInput(f"image '{image}' could not be pulled: {_why(exc)}") from None
 
@@ -393,16 +399,6 @@ def _reason(exc: Exception) -> str:
 
 def _name_of(infrastructure_id: str) -> str:
     return infrastructure_id.removeprefix(PREFIX)
-
-
-def _split_tag(image: str) -> tuple[str, str | None]:
-    """`repo[:tag][@digest]` for images.pull, which pulls every tag when given none."""
-    if "@" in image:
-        return image, None
-    repository, _, tag = image.rpartition(":")
-    if repository and "/" not in tag:
-        return repository, tag
-    return image, "latest"
 
 
 def _is_loopback(host: str) -> bool:
