@@ -18,8 +18,12 @@ from typing import Any
 
 from push_pools.client import Client
 from push_pools.errors import NotFound, PushPoolsError
-from push_pools.executors.base import InfrastructureState, Submission
-from push_pools.executors.process.executor import ProcessExecutor
+from push_pools.executors.base import (
+    Executor,
+    InfrastructureState,
+    InfrastructureUnavailable,
+    Submission,
+)
 from push_pools.states import FINAL
 
 log = logging.getLogger("push_pools.worker")
@@ -27,6 +31,8 @@ log = logging.getLogger("push_pools.worker")
 POLL_WAIT_SECONDS = 5.0
 PREFETCH_SECONDS = 10.0
 WATCH_INTERVAL_SECONDS = 2.0
+# How long the claim loop waits after the infrastructure did not answer before claiming again.
+UNAVAILABLE_BACKOFF_SECONDS = 5.0
 CRASH_TAIL_LINES = 10
 
 
@@ -51,7 +57,7 @@ class Worker:
         limit: int = 4,
         name: str | None = None,
         client_factory: Callable[[], Client] = Client,
-        executor: ProcessExecutor | None = None,
+        executor: Executor | None = None,
         poll_wait_seconds: float = POLL_WAIT_SECONDS,
         prefetch_seconds: float = PREFETCH_SECONDS,
         deployment_id: str | None = None,
@@ -63,7 +69,11 @@ class Worker:
         self.limit = limit
         self.name = name or default_worker_name()
         self._client_factory = client_factory
-        self.executor = executor or ProcessExecutor()
+        if executor is None:
+            from push_pools.executors.process.executor import ProcessExecutor
+
+            executor = ProcessExecutor()
+        self.executor = executor
         self.poll_wait_seconds = poll_wait_seconds
         self.prefetch_seconds = prefetch_seconds
         # A `flow.serve()` process polls its own pool-less deployment instead of a pool.
@@ -93,7 +103,7 @@ class Worker:
         self._slot_freed.set()
         if cancel_running:
             for active in self.active_runs():
-                self.executor.cancel(active.infrastructure_id, grace_seconds=5)
+                self._stop_infrastructure(active, grace_seconds=5)
         for thread in self._threads:
             thread.join(timeout)
         self.executor.close()
@@ -139,11 +149,25 @@ class Worker:
                     log.warning("poll failed: %s", exc.message)
                     self.stopping.wait(2)
                     continue
+                available = True
+                released_because = "released by a stopping worker"
                 for claimed in response["runs"]:
-                    if self.stopping.is_set():
-                        self._release(client, claimed["flow_run"]["id"])
+                    if self.stopping.is_set() or not available:
+                        self._release(client, claimed["flow_run"]["id"], released_because)
                         continue
-                    self._start_run(client, claimed)
+                    try:
+                        self._start_run(client, claimed)
+                    except InfrastructureUnavailable as exc:
+                        available = False
+                        released_because = f"given back to the pool: {exc.message}"
+                        log.warning(
+                            "%s; giving the claimed runs back and trying again in %.0f s",
+                            exc.message,
+                            UNAVAILABLE_BACKOFF_SECONDS,
+                        )
+                        self._release(client, claimed["flow_run"]["id"], released_because)
+                if not available:
+                    self.stopping.wait(UNAVAILABLE_BACKOFF_SECONDS)
 
     def _pool_was_deleted(self, client: Client) -> bool:
         """Whether a 404 from polling means the pool is gone (and not, say, one of the queues:
@@ -169,12 +193,12 @@ class Worker:
         for active in self.active_runs():
             self._cancel(active.run_id)
 
-    def _release(self, client: Client, run_id: str) -> None:
+    def _release(
+        self, client: Client, run_id: str, reason: str = "released by a stopping worker"
+    ) -> None:
         """Give a claimed run back to the pool, so another worker can take it."""
         try:
-            client.set_state(
-                run_id, {"type": "SCHEDULED", "message": "released by a stopping worker"}
-            )
+            client.set_state(run_id, {"type": "SCHEDULED", "message": reason})
         except PushPoolsError as exc:
             log.warning("could not release run %s: %s", run_id, exc.message)
 
@@ -191,8 +215,11 @@ class Worker:
                     flow_run_name=run["name"],
                     job_configuration=claimed["job_configuration"],
                     engine_env=engine_env,
+                    pool_name=self.pool if not self.deployment_id else "",
                 )
             )
+        except InfrastructureUnavailable:
+            raise  # no fault of the run: the claim loop gives it back
         except (OSError, PushPoolsError) as exc:
             message = getattr(exc, "message", None) or str(exc)
             log.error("could not start run %s: %s", run["name"], message)
@@ -218,7 +245,10 @@ class Worker:
                 self._report_exit(client, active, code)
             except PushPoolsError as exc:
                 log.error("could not report the end of run %s: %s", active.name, exc.message)
-        self.executor.cleanup(active.infrastructure_id)
+        try:
+            self.executor.cleanup(active.infrastructure_id)
+        except PushPoolsError as exc:
+            log.warning("could not clean up after run %s: %s", active.name, exc.message)
         with self._lock:
             self._active.pop(run_id, None)
         self._slot_freed.set()
@@ -234,7 +264,11 @@ class Worker:
             self._release(client, active.run_id)
             return
         tail = self.executor.logs(active.infrastructure_id, CRASH_TAIL_LINES)
-        message = f"the flow run's process exited with code {code} without a final state"
+        kind = getattr(self.executor, "infrastructure_kind", "process")
+        if code is None:  # e.g. the Docker engine stopped answering while it ran
+            message = f"the worker lost track of the flow run's {kind} before a final state"
+        else:
+            message = f"the flow run's {kind} exited with code {code} without a final state"
         if tail:
             message += "; last output:\n" + "\n".join(tail)
         client.set_state(
@@ -280,9 +314,13 @@ class Worker:
             return
         active.cancel_requested = True
         log.info("cancelling run %s", active.name)
-        threading.Thread(
-            target=self.executor.cancel, args=(active.infrastructure_id,), daemon=True
-        ).start()
+        threading.Thread(target=self._stop_infrastructure, args=(active,), daemon=True).start()
+
+    def _stop_infrastructure(self, active: ActiveRun, grace_seconds: float = 10.0) -> None:
+        try:
+            self.executor.cancel(active.infrastructure_id, grace_seconds=grace_seconds)
+        except PushPoolsError as exc:
+            log.warning("could not stop run %s: %s", active.name, exc.message)
 
     def infrastructure_state(self, run_id: str) -> InfrastructureState | None:
         with self._lock:

@@ -53,6 +53,7 @@ def test_an_installed_package_adds_a_type(
         "acme:push",
         "azure-container-instance:push",
         "cloud-run:push",
+        "docker",
         "ecs:push",
         "managed",
         "process",
@@ -72,6 +73,7 @@ def test_an_entry_point_that_is_not_a_pool_type_is_left_out_saying_why(
     assert pool_types.names() == [
         "azure-container-instance:push",
         "cloud-run:push",
+        "docker",
         "ecs:push",
         "managed",
         "process",

@@ -1,4 +1,4 @@
-"""`push-pools worker`: run flow runs of a process pool on this machine."""
+"""`push-pools worker`: run flow runs of a polled pool (process, docker) from this machine."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def start(
     limit: Annotated[int, typer.Option(min=1, help="Most runs executing at once.")] = 4,
     name: Annotated[str | None, typer.Option(help="Worker name (default: host-pid).")] = None,
 ) -> None:
-    """Poll the pool and run each claimed flow run in its own subprocess.
+    """Poll the pool and run each claimed flow run the pool's way: a subprocess (process pools)
+    or a container on the Docker engine DOCKER_HOST names (docker pools).
 
     Ctrl-C (or SIGTERM) stops claiming and waits for running runs to finish; a second Ctrl-C
     cancels them.
@@ -38,6 +39,7 @@ def start(
     from push_pools.cli.output import console
     from push_pools.client import Client
     from push_pools.errors import InvalidInput, PushPoolsError
+    from push_pools.executors import load_executor
     from push_pools.worker import Worker
 
     with Client() as client:
@@ -53,7 +55,8 @@ def start(
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll is noise
-    worker = Worker(pool, queues=queue, limit=limit, name=name).start()
+    executor = load_executor(info["type"])
+    worker = Worker(pool, queues=queue, limit=limit, name=name, executor=executor).start()
     out = console()
     out.print(
         f"Worker [bold]{worker.name}[/bold] started on pool [bold]{pool}[/bold] "

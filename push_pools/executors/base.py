@@ -9,6 +9,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from push_pools.errors import PushPoolsError
+
+
+class InfrastructureUnavailable(PushPoolsError):
+    """The infrastructure itself cannot be reached (a Docker engine that does not answer): no
+    fault of the run, so a worker gives it back to the pool and waits instead of crashing it."""
+
 
 class InfrastructureState(StrEnum):
     STARTING = "STARTING"
