@@ -110,9 +110,16 @@ class DockerExecutor(BaseExecutor):
         self._client = self._watcher = None
 
     def _docker(self) -> DockerClient:
+        return self._connected()[0]
+
+    def _connected(self) -> tuple[DockerClient, DockerClient]:
+        """(client, watcher), connecting first if needed."""
         self.prepare()
-        assert self._client is not None
-        return self._client
+        if self._client is None or self._watcher is None:  # closed by another thread
+            raise EngineUnreachable(
+                f"the connection to the Docker engine at {docker_host()} is closed"
+            )
+        return self._client, self._watcher
 
     # --- submit ---------------------------------------------------------------------------------
 
@@ -302,9 +309,7 @@ class DockerExecutor(BaseExecutor):
         if record is None:
             return None
         try:
-            self.prepare()
-            assert self._watcher is not None
-            answer = self._watcher.api.wait(record.name, timeout=timeout)
+            answer = self._connected()[1].api.wait(record.name, timeout=timeout)
         except (DockerException, RequestException):
             return None
         if record.reader is not None:
