@@ -64,13 +64,16 @@ def apply_flow(
     source_dir: str | Path | None = None,
     pull_steps: list[dict[str, Any]] | None = None,
     client: Client | None = None,
+    bundle: bool | None = None,
 ) -> Applied:
     """Create or update the deployment `flow.name/name`; return the API's answer and whether
     it was new.
 
     Without `entrypoint`, it is derived from where the flow's function is defined, relative to
     `source_dir` (default: that file's directory). Without `pull_steps`, runs start by moving to
-    `source_dir`, so the code must be readable at that path wherever the run executes.
+    `source_dir`, so the code must be readable at that path wherever the run executes; for
+    a push or managed pool (or with `bundle=True`) `source_dir` is uploaded as a code bundle
+    instead, which runs download (`bundle=False`: never).
     """
     body = build_deployment(
         flow,
@@ -90,6 +93,19 @@ def apply_flow(
         source_dir=source_dir,
         pull_steps=pull_steps,
     )
+    if pull_steps is None and bundle is not False:
+        from push_pools.client import Client
+        from push_pools.deploy.shipping import bundle_body
+
+        api = client or Client()
+        try:
+            body, _ = bundle_body(body, Path(body["path"]), api, bundle=bundle)
+            return apply_deployment(body, api)
+        finally:
+            if client is None:
+                api.close()
+    if bundle:
+        raise InvalidInput("bundle=True replaces the default pull step: drop pull_steps")
     return apply_deployment(body, client)
 
 
