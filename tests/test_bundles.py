@@ -18,6 +18,7 @@ import pytest
 from push_pools.client import Client
 from push_pools.deploy.bundle import pack
 from tests.conftest import wait_for_state
+from tests.test_ecs_executor import aws, ecs_pool, runner  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.store
 
@@ -30,6 +31,17 @@ from push_pools import flow
 def read_marker() -> dict:
     here = Path(__file__).resolve().parent
     return {"marker": (here / "marker.txt").read_text(), "dir": str(here)}
+
+@flow
+def where() -> dict:
+    import sys
+    import push_pools
+    here = Path(__file__).resolve().parent
+    return {
+        "marker": (here / "marker.txt").read_text(),
+        "push_pools": push_pools.__file__,
+        "python": sys.executable,
+    }
 
 @flow(log_prints=True)
 def probe(own: str = "", other: str = "") -> dict:
@@ -328,3 +340,84 @@ def test_a_project_without_the_entrypoint_file_is_a_clear_error(
         )
     assert "flows.py does not exist in the project directory" in exc.value.message
     assert client.list_deployments() == []
+
+
+# --- a stock image: the bootstrap installs the server's wheel, then the engine pulls the code ---
+
+
+@pytest.fixture
+def stock_python(tmp_path: Path) -> Path:
+    """A fresh virtual environment standing for a stock Python image. Its dependencies come
+    from this test environment through a .pth file, standing for the package index (no
+    network in tests); push-pools itself it has not: the bootstrap installs that."""
+    import subprocess
+    import sys
+    import sysconfig
+
+    venv = tmp_path / "stock"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    (Path(site) / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    check = subprocess.run([str(python), "-c", "import push_pools"], env=clean, cwd=tmp_path)
+    assert check.returncode != 0  # no push-pools before the bootstrap
+    return venv
+
+
+def test_a_stock_image_runs_a_bundle_deploy_on_ecs_through_the_bootstrap(
+    client: Client,
+    ecs_pool: str,  # noqa: F811 (the fixture imported above)
+    readable_dir: Path,
+    stock_python: Path,
+) -> None:
+    import shlex
+
+    import push_pools
+    from push_pools.deploy.entrypoints import load_flow
+
+    project = _project(readable_dir, marker="bundled for ECS")
+    bootstrap = (Path(push_pools.__file__).parent / "bootstrap.py").read_text()
+    flow = load_flow("flows.py:where", project)
+    deployment = flow.deploy(
+        "stock",
+        ecs_pool,
+        source_dir=project,
+        client=client,
+        quiet=True,
+        job_variables={
+            # The script's text itself: the image has no push_pools to run `-m` from.
+            "command": shlex.join(["python", "-c", bootstrap]),
+            "env": {
+                "PUSH_POOLS_BOOTSTRAP_VENV": str(stock_python),
+                "PUSH_POOLS_BOOTSTRAP_INSTALL_ARGS": "--no-deps --no-index",
+            },
+        },
+    )
+    shutil.rmtree(project)
+    run = client.create_run(deployment.id, {})
+    final = wait_for_state(client, run["id"], timeout=120)
+    assert final["state"] == "COMPLETED", final["state_message"]
+    assert final["result"]["marker"] == "bundled for ECS"
+    assert final["result"]["python"].startswith(str(stock_python))
+    assert final["result"]["push_pools"].startswith(str(stock_python))  # the wheel's copy
+
+
+def test_the_bootstrap_says_what_is_missing() -> None:
+    import subprocess
+    import sys
+
+    import push_pools
+
+    script = (Path(push_pools.__file__).parent / "bootstrap.py").read_text()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSH_POOLS_")}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "PUSH_POOLS_API_URL and PUSH_POOLS_API_KEY must be set" in result.stderr
