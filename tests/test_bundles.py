@@ -421,3 +421,33 @@ def test_the_bootstrap_says_what_is_missing() -> None:
     )
     assert result.returncode == 2
     assert "PUSH_POOLS_API_URL and PUSH_POOLS_API_KEY must be set" in result.stderr
+
+
+def test_a_project_file_bundles_for_a_process_pool_only_when_asked(
+    client: Client, readable_dir: Path, cli: Any, in_dir: Callable[[Path], None]
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    project = _project(readable_dir)
+    (project / "push-pools.yaml").write_text(
+        "deployments:\n"
+        "  - name: plain\n"
+        "    entrypoint: flows.py:read_marker\n"
+        "    work_pool: {name: pool}\n"
+        "  - name: cloned\n"
+        "    entrypoint: flows.py:read_marker\n"
+        "    work_pool: {name: pool}\n"
+        "    pull: [{set_working_directory: {directory: /tmp}}]\n"
+    )
+    in_dir(project)
+    assert cli("deploy", "-n", "plain", "--no-prompt").exit_code == 0
+    in_place = client.get_deployment_by_name("read-marker/plain")
+    assert in_place["path"] == str(project.resolve())  # a worker on this machine reads it there
+
+    result = cli("deploy", "-n", "plain", "--bundle", "--no-prompt")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    bundled = client.get_deployment_by_name("read-marker/plain")
+    assert client.has_bundle(_bundle_sha(bundled)) and bundled["path"] is None
+
+    refused = cli("deploy", "-n", "cloned", "--bundle", "--no-prompt")
+    assert refused.exit_code != 0
+    assert "has pull steps of its own" in " ".join(refused.stderr.split())
