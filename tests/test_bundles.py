@@ -106,6 +106,7 @@ def test_ignored_vcs_and_environment_files_stay_out_and_the_bundle_is_reproducib
         (project / path).parent.mkdir(parents=True, exist_ok=True)
         (project / path).write_text(text)
 
+    (project / "dangling").symlink_to(project / "nowhere")
     first = pack(project)
     with tarfile.open(fileobj=io.BytesIO(first.data), mode="r:gz") as tar:
         names = sorted(tar.getnames())
@@ -451,3 +452,15 @@ def test_a_project_file_bundles_for_a_process_pool_only_when_asked(
     refused = cli("deploy", "-n", "cloned", "--bundle", "--no-prompt")
     assert refused.exit_code != 0
     assert "has pull steps of its own" in " ".join(refused.stderr.split())
+
+
+def test_a_local_from_source_deploy_to_a_managed_pool_is_bundled(
+    client: Client, managed: str, readable_dir: Path
+) -> None:
+    from push_pools.deploy.sdk import from_source
+
+    project = _project(readable_dir)
+    deployment = from_source(project, "flows.py:read_marker").deploy(
+        "src", managed, client=client, quiet=True
+    )
+    assert client.has_bundle(_bundle_sha(deployment.model_dump()))

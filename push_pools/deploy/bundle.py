@@ -82,7 +82,13 @@ def pack(directory: Path, max_bytes: int | None = None) -> Bundle:
         with tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for relative in files:
                 path = root / relative
-                data = path.read_bytes()
+                try:
+                    data = path.read_bytes()
+                except OSError as exc:
+                    raise InvalidInput(
+                        f"cannot read {path} to bundle it: {exc.strerror}; leave it out with "
+                        f"{IGNORE_FILE}"
+                    ) from None
                 info = tarfile.TarInfo(relative)
                 info.size = len(data)
                 info.mtime = _FIXED_MTIME
@@ -146,7 +152,12 @@ def _walk(root: Path, prefix: str, matchers: list[tuple[str, Matcher]]) -> Itera
             continue
         if is_dir:
             yield from _walk(root, relative, matchers)
-        elif stat.S_ISREG(os.stat(entry.path).st_mode):
+            continue
+        try:
+            mode = os.stat(entry.path).st_mode
+        except OSError:
+            continue  # a dangling link: nothing to pack
+        if stat.S_ISREG(mode):
             yield relative
 
 
