@@ -93,6 +93,15 @@ class Client:
         A request that may have reached the server before the connection broke is sent again
         only when a repeat is harmless: an idempotent method, or an `idempotency_key` (an id
         the server uses to apply the write once)."""
+        response = self.send(method, path, idempotency_key=idempotency_key, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def send(
+        self, method: str, path: str, *, idempotency_key: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """As `request`, but the successful response itself (for bodies that are not JSON)."""
         import time
 
         import httpx
@@ -125,9 +134,7 @@ class Client:
             break
         if response.status_code >= 400:
             raise _error_from_response(response, self.api_url)
-        if response.status_code == 204 or not response.content:
-            return None
-        return response.json()
+        return response
 
     def _unreachable(self, exc: Exception) -> ServerUnreachable:
         return ServerUnreachable(
@@ -332,6 +339,31 @@ class Client:
     def delete_infrastructure(self, pool: str, step: str) -> None:
         """Forget one step's record; NotFound when the pool name has none for that step."""
         self.request("DELETE", f"/work_pools/{_seg(pool)}/infrastructure/{_seg(step)}")
+
+    # --- code bundles ---------------------------------------------------------------------------
+
+    def has_bundle(self, sha256: str) -> bool:
+        try:
+            self.send("HEAD", f"/bundles/{_seg(sha256)}")
+        except NotFound:
+            return False
+        return True
+
+    def upload_bundle(self, sha256: str, data: bytes) -> dict[str, Any]:
+        return self.request(
+            "PUT",
+            f"/bundles/{_seg(sha256)}",
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+
+    def download_bundle(self, sha256: str) -> bytes:
+        return self.send("GET", f"/bundles/{_seg(sha256)}").content
+
+    def download_wheel(self) -> tuple[str, bytes]:
+        """(file name, bytes) of the server's own push-pools wheel."""
+        response = self.send("GET", "/wheel")
+        return response.headers.get("x-wheel-filename", "push_pools.whl"), response.content
 
 
 def new_write_key() -> str:

@@ -35,14 +35,19 @@ def jsonable_result(value: Any) -> Any:
         return repr(value)[:2000]
 
 
-def prepare_code(context: dict[str, Any]) -> Path:
-    """Run the deployment's pull steps; the directory they leave us in holds the code."""
+def prepare_code(context: dict[str, Any], client: Client | None = None) -> Path:
+    """Run the deployment's pull steps; the directory they leave us in holds the code.
+
+    A pull_bundle step downloads with `client` (the run's token), so the engine's connection
+    is reused rather than a second client set up."""
     cwd = Path.cwd()
     steps = context.get("pull_steps") or []
     if steps:
+        from push_pools.deploy.pull_bundle import using_client
         from push_pools.deploy.steps import run_steps
 
-        cwd = run_steps(steps, cwd)
+        with using_client(client):
+            cwd = run_steps(steps, cwd)
     elif context.get("path"):
         cwd = Path(context["path"])
     os.chdir(cwd)
@@ -96,7 +101,7 @@ def _execute(
             raise PushPoolsError("the run has no deployment entrypoint to run")
         from push_pools.deploy.entrypoints import load_flow
 
-        code_dir = prepare_code(context)
+        code_dir = prepare_code(context, client)
         flow = load_flow(context["entrypoint"], code_dir)
         parameters = flow.validate_parameters(flow_run["parameters"])
     except PushPoolsError as exc:

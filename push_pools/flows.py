@@ -331,7 +331,8 @@ class Flow(Generic[P, R]):
         `deploy` prints (pool, schedules, next runs), and return the deployment.
 
         Options: work_queue_name, job_variables, cron, interval, timezone, schedules,
-        parameters, tags, description, paused, entrypoint, source_dir, pull_steps, quiet
+        parameters, tags, description, paused, entrypoint, source_dir, pull_steps, bundle
+        (upload source_dir as a code bundle: default for push and managed pools), quiet
         (print nothing).
         """
         from push_pools.deploy.sdk import apply_flow

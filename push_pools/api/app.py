@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import logging
 import os
@@ -19,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from push_pools import settings
-from push_pools.api import blocks, deployments, infrastructure, pools, runs
+from push_pools.api import blocks, bundles, deployments, infrastructure, pools, runs
 from push_pools.api.body_limit import BodySizeLimit, max_body_bytes
 from push_pools.api.deps import add_store_busy_handlers, size_threadpool
 from push_pools.api.exposure import ALLOWED_HOSTS_ENV, allowed_hosts, host_of
@@ -172,6 +173,7 @@ def create_app(
         runs.router,
         blocks.router,
         infrastructure.router,
+        bundles.router,
     ):
         app.include_router(router, prefix="/api")
     from push_pools import ui
@@ -228,11 +230,20 @@ async def _check_credentials(request: Request, store: Store, key: str | None) ->
 
     token = _bearer(request)
     if run_tokens.is_run_token(token):
-        from push_pools.api.run_scope import allows
+        from push_pools.api.run_scope import BUNDLES_PREFIX, allows
+
+        wants_bundle = request.url.path.startswith(BUNDLES_PREFIX)
 
         def lookup() -> run_tokens.RunScope | None:
             with store.read_session() as session:
-                return run_tokens.scope_of(session, token)
+                scope = run_tokens.scope_of(session, token)
+                if scope is None or not wants_bundle or not scope.deployment_id:
+                    return scope
+                # Only for bundle requests: the engine's other calls need no extra query.
+                from push_pools.store.bundles import deployment_bundle
+
+                found = frozenset(deployment_bundle(session, scope.deployment_id))
+                return dataclasses.replace(scope, bundles=found)
 
         scope = await run_in_threadpool(lookup)
         if scope is None:
@@ -246,7 +257,8 @@ async def _check_credentials(request: Request, store: Store, key: str | None) ->
                 status_code=403,
                 content={
                     "detail": "a flow run's token may only read its own run and deployment, "
-                    "report its state and send its logs; use the server's API key for "
+                    "download its deployment's code, report its state and send its logs; "
+                    "use the server's API key for "
                     f"{request.method} {request.url.path}",
                     "code": "permission_denied",
                 },

@@ -154,6 +154,16 @@ def deploy(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the deployments as a JSON list, for scripts.")
     ] = False,
+    bundle: Annotated[
+        bool | None,
+        typer.Option(
+            "--bundle/--no-bundle",
+            help="Upload the project directory as a code bundle that runs download (default: "
+            "yes for push and managed pools, whose runs cannot see this machine's files; "
+            "respects .gitignore and .pushpoolsignore). Only without pull steps of your own.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Create or update deployments: a flow, a work pool, parameters, and schedules."""
     from push_pools.cli.output import parse_key_values
@@ -179,6 +189,7 @@ def deploy(
         project=_find_project(project_file, as_json),
         interactive=interactive,
         as_json=as_json,
+        bundle=bundle,
     )
     run.execute()
 
@@ -196,6 +207,12 @@ def _find_project(explicit: Path | None, as_json: bool) -> ProjectFile | None:
         _note(f"no {DEFAULT_FILE} here; reading {PREFECT_FILE}", as_json)
         return load_project(Path(PREFECT_FILE))
     return None
+
+
+def _note_plain(message: str, as_json: bool) -> None:
+    from rich.console import Console
+
+    Console(stderr=as_json, highlight=False).print(message, markup=False)
 
 
 def _note(message: str, as_json: bool) -> None:
@@ -218,8 +235,12 @@ class DeployCommand:
         project: ProjectFile | None,
         interactive: bool,
         as_json: bool,
+        bundle: bool | None = None,
     ) -> None:
         self.entrypoint = entrypoint
+        self.bundle = bundle
+        # Pool types by name, read by check_pools: they decide whether code goes in a bundle.
+        self._pool_types: dict[str, str] = {}
         self.names = names
         self.overrides = overrides
         self.deploy_all = deploy_all
@@ -251,7 +272,7 @@ class DeployCommand:
             from push_pools.deploy.sdk import apply_deployment
 
             bodies = [
-                self.body(spec, flow, outputs)
+                self.with_bundle(spec, self.body(spec, flow, outputs))
                 for (spec, flow), outputs in zip(prepared, outputs_by_spec, strict=True)
             ]
             # The server checks every deployment before any is saved: one bad entry in a
@@ -616,7 +637,31 @@ class DeployCommand:
     def check_pools(self, prepared: list[tuple[DeploymentSpec, Any]]) -> None:
         # Before the build steps: a misspelt pool should not cost a ten-minute image build.
         for pool_name in sorted({spec.work_pool.name for spec, _ in prepared if spec.work_pool}):
-            self.client.get_work_pool(pool_name)
+            self._pool_types[pool_name] = str(self.client.get_work_pool(pool_name)["type"])
+
+    def with_bundle(self, spec: DeploymentSpec, body: dict[str, Any]) -> dict[str, Any]:
+        """The body with the project's code bundled, when wanted: only where the runs would
+        otherwise move to this machine's directory (no pull steps of the deployment's own)."""
+        from push_pools.errors import InvalidInput
+
+        project = self.project
+        own_pull = spec.pull if spec.pull is not None else (project.pull if project else None)
+        if own_pull is not None:
+            if self.bundle:
+                raise InvalidInput(
+                    f"deployment {spec.name!r} has pull steps of its own; --bundle replaces "
+                    "only the default one: drop `pull:` from it, or drop --bundle"
+                )
+            return body
+        from push_pools.deploy.shipping import bundle_body
+
+        pool_type = self._pool_types.get(body.get("work_pool_name") or "")
+        new_body, shipped = bundle_body(
+            body, self.directory, self.client, bundle=self.bundle, pool_type=pool_type
+        )
+        if shipped is not None:
+            _note_plain(shipped.describe(), self.as_json)
+        return new_body
 
     def run_build_and_push(
         self, prepared: list[tuple[DeploymentSpec, Any]]

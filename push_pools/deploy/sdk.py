@@ -64,13 +64,16 @@ def apply_flow(
     source_dir: str | Path | None = None,
     pull_steps: list[dict[str, Any]] | None = None,
     client: Client | None = None,
+    bundle: bool | None = None,
 ) -> Applied:
     """Create or update the deployment `flow.name/name`; return the API's answer and whether
     it was new.
 
     Without `entrypoint`, it is derived from where the flow's function is defined, relative to
     `source_dir` (default: that file's directory). Without `pull_steps`, runs start by moving to
-    `source_dir`, so the code must be readable at that path wherever the run executes.
+    `source_dir`, so the code must be readable at that path wherever the run executes; for
+    a push or managed pool (or with `bundle=True`) `source_dir` is uploaded as a code bundle
+    instead, which runs download (`bundle=False`: never).
     """
     body = build_deployment(
         flow,
@@ -90,7 +93,30 @@ def apply_flow(
         source_dir=source_dir,
         pull_steps=pull_steps,
     )
+    if pull_steps is None:
+        return _apply_bundled(body, Path(body["path"]), client, bundle)
+    if bundle:
+        raise InvalidInput("bundle=True replaces the default pull step: drop pull_steps")
     return apply_deployment(body, client)
+
+
+def _apply_bundled(
+    body: dict[str, Any], directory: Path, client: Client | None, bundle: bool | None
+) -> Applied:
+    """Apply a deployment whose runs would read `directory`, with that directory uploaded as a
+    code bundle instead when wanted (push_pools/deploy/shipping.py)."""
+    if bundle is False:
+        return apply_deployment(body, client)
+    from push_pools.client import Client
+    from push_pools.deploy.shipping import bundle_body
+
+    api = client or Client()
+    try:
+        body, _ = bundle_body(body, directory, api, bundle=bundle)
+        return apply_deployment(body, api)
+    finally:
+        if client is None:
+            api.close()
 
 
 def build_deployment(
@@ -359,9 +385,11 @@ class FlowSource:
         paused: bool = False,
         client: Client | None = None,
         quiet: bool = False,
+        bundle: bool | None = None,
     ) -> DeploymentOut:
         """Create or update the deployment and print its summary (unless `quiet`), as
-        `Flow.deploy` does; see `apply_flow` for the arguments."""
+        `Flow.deploy` does; see `apply_flow` for the arguments. A local directory is uploaded
+        as a code bundle for push and managed pools (or with `bundle=True`), as there."""
         from push_pools.deploy.summary import print_summary
         from push_pools.models import DeploymentOut
 
@@ -384,7 +412,12 @@ class FlowSource:
             pull_steps=self.pull_steps,
             path=self.path,
         )
-        applied = apply_deployment(body, client)
+        if self.path is None:
+            if bundle:
+                raise InvalidInput("bundle=True is for local directories; runs clone git sources")
+            applied = apply_deployment(body, client)
+        else:
+            applied = _apply_bundled(body, self.directory, client, bundle)
         if not quiet:
             print_summary(applied.deployment, created=applied.created)
         return DeploymentOut.model_validate(applied.deployment)

@@ -10,8 +10,9 @@ A step is a one-key mapping, the step's name to its options, as in Prefect's pre
 The short name (`git_clone`) and Prefect's own names (`prefect.deployments.steps.git_clone`)
 name the same step, so a prefect.yaml's steps run unchanged. A step may return outputs; with an
 `id`, later steps can use them as `{{ clone.directory }}`. `{{ $NAME }}` reads an environment
-variable. Pull steps run at the start of every flow run: `set_working_directory` and
-`git_clone` move the working directory, which is where the entrypoint is then loaded from.
+variable. Pull steps run at the start of every flow run: `set_working_directory`, `git_clone`
+and `pull_bundle` (the code `deploy` uploaded) move the working directory, which is where the
+entrypoint is then loaded from.
 """
 
 from __future__ import annotations
@@ -453,7 +454,23 @@ def pip_install_requirements(cwd: Path, options: dict[str, Any]) -> dict[str, An
     requirements = _in(directory, options.get("requirements_file") or "requirements.txt")
     if not requirements.is_file():
         raise InvalidInput(f"pip_install_requirements: {requirements} does not exist")
-    if importlib.util.find_spec("pip") is None and shutil.which("uv"):
+    return install_requirements(
+        directory, requirements, stream=bool(options.get("stream_output", True))
+    )
+
+
+def install_requirements(
+    directory: Path,
+    requirements: Path,
+    *,
+    stream: bool = True,
+    prefer_uv: bool = False,
+    what: str = "pip_install_requirements",
+) -> dict[str, Any]:
+    """Install a requirements file into this interpreter (or, where it is read-only, into a
+    directory of this run's put first on sys.path); `prefer_uv` uses uv whenever it is there."""
+    has_pip = importlib.util.find_spec("pip") is not None
+    if shutil.which("uv") and (prefer_uv or not has_pip):
         # Environments made by uv have no pip; install into this interpreter with uv instead.
         argv = ["uv", "pip", "install", "--python", sys.executable, "-r", str(requirements)]
     else:
@@ -464,12 +481,10 @@ def pip_install_requirements(cwd: Path, options: dict[str, Any]) -> dict[str, An
         # environment other runs share): install for this run only, in its own temp directory.
         target = tempfile.mkdtemp(prefix="requirements-")
         argv += ["--target", target]
-    returncode, stdout, stderr = _run_streaming(
-        argv, directory, dict(os.environ), bool(options.get("stream_output", True))
-    )
+    returncode, stdout, stderr = _run_streaming(argv, directory, dict(os.environ), stream)
     if returncode != 0:
         raise InvalidInput(
-            f"pip_install_requirements: installing {requirements} failed "
+            f"{what}: installing {requirements} failed "
             f"(exit code {returncode}): {_tail(stdout + stderr) or '(no output)'}"
         )
     if target is not None:
@@ -480,6 +495,13 @@ def pip_install_requirements(cwd: Path, options: dict[str, Any]) -> dict[str, An
         existing = os.environ.get("PYTHONPATH")
         os.environ["PYTHONPATH"] = target + (os.pathsep + existing if existing else "")
     return {"stdout": stdout.strip(), "stderr": stderr.strip()}
+
+
+def pull_bundle(cwd: Path, options: dict[str, Any]) -> dict[str, Any]:
+    # Imported on use: the step needs the API client, which plain steps do not.
+    from push_pools.deploy.pull_bundle import pull_bundle as pull
+
+    return pull(cwd, options)
 
 
 def _in(base: Path, directory: object) -> Path:
@@ -561,6 +583,7 @@ STEPS: dict[str, StepSpec] = {
             ("script",),
             ("directory", "env", "stream_output", "expand_env_vars"),
         ),
+        StepSpec("pull_bundle", pull_bundle, ("sha256",), ("install_requirements",), True),
         StepSpec(
             "pip_install_requirements",
             pip_install_requirements,

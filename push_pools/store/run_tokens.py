@@ -32,6 +32,8 @@ class RunScope:
 
     flow_run_id: str
     deployment_id: str | None
+    # The code bundles of its deployment; filled in only for requests that ask for a bundle.
+    bundles: frozenset[str] = frozenset()
 
 
 def is_run_token(token: str) -> bool:

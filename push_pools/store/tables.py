@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -336,3 +337,14 @@ class LogUsage(Base):
     # The log line that says how many lines were dropped; the lines after it are the newest
     # ones, which make room for newer ones still.
     marker_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class CodeBundle(Base):
+    """A project's code as `deploy` packed it (push_pools/deploy/bundle.py), named by the
+    sha256 of its bytes; kept in the store so every server on one database can serve it."""
+
+    __tablename__ = "code_bundles"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -1,0 +1,86 @@
+"""Routes for code bundles (the project code `deploy` uploads) and the server's own wheel."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Response
+from fastapi.concurrency import run_in_threadpool
+
+from push_pools.api.deps import SessionDep, StoreRoute
+from push_pools.errors import InvalidInput, NotFound
+from push_pools.store import bundles as bundle_store
+
+router = APIRouter(tags=["bundles"], route_class=StoreRoute)
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+BUNDLE_MEDIA_TYPE = "application/gzip"
+WHEEL_MEDIA_TYPE = "application/zip"
+
+
+def _check_name(sha256: str) -> None:
+    if not _SHA256.match(sha256):
+        raise InvalidInput(
+            f"{sha256!r} is not a bundle id: a bundle is named by the sha256 of its bytes, "
+            "64 lowercase hex digits"
+        )
+
+
+@router.put("/bundles/{sha256}", status_code=201)
+def put_bundle(
+    sha256: str,
+    session: SessionDep,
+    response: Response,
+    data: Annotated[bytes, Body(media_type="application/octet-stream")],
+) -> dict[str, object]:
+    """Store a bundle under the sha256 of its bytes. Idempotent: 200 when it is there already.
+
+    The request body limit (PUSH_POOLS_MAX_REQUEST_BYTES) is the bundle size limit."""
+    _check_name(sha256)
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise InvalidInput(
+            f"the uploaded bytes have sha256 {actual}, not {sha256}: the upload was changed or "
+            "cut short; send it again"
+        )
+    if not bundle_store.save(session, sha256, data):
+        response.status_code = 200
+    return {"sha256": sha256, "size": len(data)}
+
+
+@router.head("/bundles/{sha256}")
+def bundle_exists(sha256: str, session: SessionDep) -> Response:
+    """200 when the server has the bundle (so `deploy` need not upload it), else 404."""
+    _check_name(sha256)
+    size = bundle_store.exists(session, sha256)
+    if size is None:
+        return Response(status_code=404)
+    return Response(status_code=200, headers={"X-Bundle-Size": str(size)})
+
+
+@router.get("/bundles/{sha256}", response_class=Response)
+def get_bundle(sha256: str, session: SessionDep) -> Response:
+    _check_name(sha256)
+    data = bundle_store.load(session, sha256)
+    if data is None:
+        raise NotFound(f"no code bundle {sha256} on this server; deploy the project again")
+    return Response(content=data, media_type=BUNDLE_MEDIA_TYPE)
+
+
+@router.get("/wheel", response_class=Response)
+async def get_wheel() -> Response:
+    """The wheel of the push-pools this server runs, for images that do not have it."""
+    from push_pools.wheel import server_wheel
+
+    wheel = await run_in_threadpool(server_wheel)
+    return Response(
+        content=wheel.data,
+        media_type=WHEEL_MEDIA_TYPE,
+        headers={
+            "Content-Disposition": f'attachment; filename="{wheel.filename}"',
+            "X-Wheel-Filename": wheel.filename,
+            "X-Wheel-Sha256": wheel.sha256,
+        },
+    )

@@ -1,0 +1,58 @@
+"""Code bundles in the store: saved once by their sha256, read back whole."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from push_pools.store.tables import CodeBundle, Deployment
+
+__all__ = ["bundle_of_steps", "deployment_bundle", "exists", "load", "save"]
+
+STEP_SHORT_NAME = "pull_bundle"
+
+
+def exists(session: Session, sha256: str) -> int | None:
+    """The stored bundle's size, or None when there is none."""
+    return session.execute(
+        select(CodeBundle.size).where(CodeBundle.sha256 == sha256)
+    ).scalar_one_or_none()
+
+
+def save(session: Session, sha256: str, data: bytes) -> bool:
+    """Store a bundle (whose hash the caller checked); False when it was there already."""
+    if exists(session, sha256) is not None:
+        return False
+    session.add(CodeBundle(sha256=sha256, size=len(data), data=data))
+    session.flush()
+    return True
+
+
+def load(session: Session, sha256: str) -> bytes | None:
+    return session.execute(
+        select(CodeBundle.data).where(CodeBundle.sha256 == sha256)
+    ).scalar_one_or_none()
+
+
+def bundle_of_steps(steps: object) -> set[str]:
+    """The sha256 of every pull_bundle step among a deployment's pull steps."""
+    found: set[str] = set()
+    if not isinstance(steps, list):
+        return found
+    for step in steps:
+        if not isinstance(step, dict) or len(step) != 1:
+            continue
+        ((name, options),) = step.items()
+        if str(name).rpartition(".")[2] == STEP_SHORT_NAME and isinstance(options, dict):
+            sha = options.get("sha256")
+            if isinstance(sha, str):
+                found.add(sha)
+    return found
+
+
+def deployment_bundle(session: Session, deployment_id: str) -> set[str]:
+    """The bundles a deployment's runs may download."""
+    steps = session.execute(
+        select(Deployment.pull_steps).where(Deployment.id == deployment_id)
+    ).scalar_one_or_none()
+    return bundle_of_steps(steps)
