@@ -100,7 +100,9 @@ def main() -> int:
         print(f"push-pools bootstrap: {exc}", file=sys.stderr)
         return 1
     sys.stdout.flush()
-    os.execv(python, [python, "-m", "push_pools.engine"])
+    # The engine replaces this process so the infrastructure sees its exit code; `python` is
+    # the interpreter this script chose, never a name from outside.
+    os.execv(python, [python, "-m", "push_pools.engine"])  # nosec B606
     return 0  # not reached: execv replaced this process
 
 
