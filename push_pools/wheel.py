@@ -87,7 +87,10 @@ def _distribution_files() -> tuple[str, str, str]:
     except importlib.metadata.PackageNotFoundError:
         version = "0.0.0"
         return version, f"Metadata-Version: 2.1\nName: push-pools\nVersion: {version}\n", ""
-    return dist.version, dist.read_text("METADATA") or "", dist.read_text("entry_points.txt") or ""
+    # An editable install from a checkout leaves `push_pools.egg-info` (PKG-INFO, same format)
+    # beside the code, and that is what importlib finds first when the checkout is on sys.path.
+    metadata = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    return dist.version, metadata, dist.read_text("entry_points.txt") or ""
 
 
 def _record_hash(data: bytes) -> str:
