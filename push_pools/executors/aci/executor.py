@@ -17,7 +17,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -48,6 +47,7 @@ from push_pools.executors.base import (
     InfrastructureStatus,
     Submission,
 )
+from push_pools.executors.lookups import ParallelLookups
 
 __all__ = ["AciExecutor"]
 
@@ -84,7 +84,7 @@ class AciExecutor(BaseExecutor):
         self._known: OrderedDict[str, _Known] = OrderedDict()
         self._locations: dict[tuple[int, str, str], str] = {}
         self._registered: set[tuple[int, str]] = set()
-        self._status_pool: ThreadPoolExecutor | None = None
+        self._lookups = ParallelLookups("aci-status", STATUS_THREADS)
         self._setup_lock = threading.Lock()
 
     # ------------------------------------------------------------------ submit
@@ -207,23 +207,10 @@ class AciExecutor(BaseExecutor):
     # ------------------------------------------------------------------ status
 
     def status(self, infrastructure_ids: list[str]) -> dict[str, InfrastructureStatus]:
-        if len(infrastructure_ids) <= 1:
-            return {i: self._status_of_id(i) for i in infrastructure_ids}
-        with self._lock:
-            if self._status_pool is None:
-                self._status_pool = ThreadPoolExecutor(
-                    STATUS_THREADS, thread_name_prefix="aci-status"
-                )
-            pool = self._status_pool
-        return dict(
-            zip(infrastructure_ids, pool.map(self._status_of_id, infrastructure_ids), strict=True)
-        )
+        return self._lookups.map(self._status_of_id, infrastructure_ids)
 
     def close(self) -> None:
-        with self._lock:
-            pool, self._status_pool = self._status_pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        self._lookups.close()
         self._connections.close()
 
     def _status_of_id(self, infrastructure_id: str) -> InfrastructureStatus:

@@ -21,7 +21,6 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -62,6 +61,7 @@ from push_pools.executors.cloud_run.job import (
     family_labels,
     parse_infrastructure_id,
 )
+from push_pools.executors.lookups import ParallelLookups
 
 __all__ = ["CloudRunExecutor"]
 
@@ -104,7 +104,7 @@ class CloudRunExecutor(BaseExecutor):
         # picked by job name (a dict of locks would grow without end).
         self._job_locks = [threading.Lock() for _ in range(_JOB_LOCKS)]
         self._index = ExecutionIndex(_tag)
-        self._status_pool: ThreadPoolExecutor | None = None
+        self._lookups = ParallelLookups("cloud-run-status", STATUS_THREADS)
 
     # ------------------------------------------------------------------ submit
 
@@ -281,23 +281,10 @@ class CloudRunExecutor(BaseExecutor):
     # ------------------------------------------------------------------ status
 
     def status(self, infrastructure_ids: list[str]) -> dict[str, InfrastructureStatus]:
-        if len(infrastructure_ids) <= 1:
-            return {i: self._status_of_id(i) for i in infrastructure_ids}
-        with self._lock:
-            if self._status_pool is None:
-                self._status_pool = ThreadPoolExecutor(
-                    STATUS_THREADS, thread_name_prefix="cloud-run-status"
-                )
-            pool = self._status_pool
-        return dict(
-            zip(infrastructure_ids, pool.map(self._status_of_id, infrastructure_ids), strict=True)
-        )
+        return self._lookups.map(self._status_of_id, infrastructure_ids)
 
     def close(self) -> None:
-        with self._lock:
-            pool, self._status_pool = self._status_pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        self._lookups.close()
 
     def _status_of_id(self, infrastructure_id: str) -> InfrastructureStatus:
         known = self._resolve(infrastructure_id)
