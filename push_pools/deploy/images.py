@@ -480,6 +480,20 @@ class ShippedImage:
         return f"image {self.reference}"
 
 
+def check_pool_runs_images(api: Client, pool_name: str) -> None:
+    """InvalidInput, before any build, when the pool's runs cannot use an image."""
+    from push_pools.errors import InvalidInput
+
+    pool = api.get_work_pool(pool_name)
+    variables = (pool.get("base_job_template") or {}).get("variables") or {}
+    if "image" not in (variables.get("properties") or {}):
+        raise InvalidInput(
+            f"work pool {pool_name!r} ({pool.get('type')}) runs no images: its job variables "
+            "have no 'image'; deploy with an image to a docker, ECS, Cloud Run or ACI pool, "
+            "or deploy without one"
+        )
+
+
 def ship_image(
     image: str | DeploymentImage,
     project: Path,
