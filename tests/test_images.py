@@ -305,3 +305,39 @@ def test_a_pool_that_runs_no_images_is_refused_before_any_build(
         flow.deploy("boxed", "local", image="acme/flows", client=client, quiet=True)
     assert "work pool 'local' (process) runs no images" in refused.value.message
     assert engine.builds == [] and _deployments(client) == []
+
+
+def test_project_file_build_and_push_steps_pin_the_deployment_to_the_digest(
+    client: Client, engine: DockerEmulator, project: Path, cli: Callable[..., Any]
+) -> None:
+    make_pool(client, "pool")
+    (project / "push-pools.yaml").write_text(
+        "build:\n"
+        "  - push_pools.deploy.steps.build_docker_image:\n"
+        "      id: build-image\n"
+        "      image_name: registry.example.com/team/flows\n"
+        "      tag: v3\n"
+        "      dockerfile: auto\n"
+        "push:\n"
+        "  - prefect_docker.deployments.steps.push_docker_image:\n"
+        "      id: push-image\n"
+        "      image_name: '{{ build-image.image_name }}'\n"
+        "      tag: '{{ build-image.tag }}'\n"
+        "      credentials: {username: robot, password: s3cret}\n"
+        "pull: []\n"
+        "deployments:\n"
+        "  - name: boxed\n"
+        "    entrypoint: flows.py:shipped\n"
+        "    work_pool:\n"
+        "      name: pool\n"
+        "      job_variables: {image: '{{ push-image.image }}'}\n"
+    )
+    engine.registry.require_auth("registry.example.com", "robot", "s3cret")
+    result = cli("deploy", "-n", "boxed", "--no-prompt")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    push = engine.pushes[-1]
+    digest = push.digests["v3"]
+    deployment = client.get_deployment_by_name("shipped/boxed")
+    assert deployment["job_variables"]["image"] == f"registry.example.com/team/flows@{digest}"
+    assert deployment["pull_steps"] == []  # the code is in the image: no bundle
+    assert "secret.env" not in engine.builds[-1].context

@@ -539,3 +539,54 @@ def ship_image(
     return ShippedImage(
         pushed.pinned, wanted.reference, pushed.digest, context_bytes, prepare_seconds
     )
+
+
+# --- push-pools.yaml steps (registered in deploy/steps.py) -------------------------------------
+
+
+def build_docker_image_step(cwd: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """`build_docker_image`: build from the step's directory; outputs image_name, tag, image
+    (name:tag), image_id and context_bytes, for `{{ build-image.image }}`."""
+    image = DeploymentImage(
+        str(options["image_name"]),
+        tag=_optional(options.get("tag")),
+        dockerfile=str(options.get("dockerfile") or "Dockerfile"),
+        platform=_optional(options.get("platform")),
+        buildargs={str(k): str(v) for k, v in (options.get("buildargs") or {}).items()},
+    )
+    built = build_image(image, cwd, echo=print)
+    repository, tag = split_tag(built.reference)
+    return {
+        "image_name": repository,
+        "tag": tag,
+        "image": built.reference,
+        "image_id": built.image_id,
+        "context_bytes": built.context_bytes,
+    }
+
+
+def push_docker_image_step(cwd: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """`push_docker_image`: push with the registry's token (ECR, Artifact Registry, ACR) or
+    the given `credentials` (username, password); outputs image_name, tag, digest and image,
+    the pinned repository@sha256:... for the job variables."""
+    from push_pools.deploy.registries import auth_config_for
+
+    repository, tag_in_name = split_tag(str(options["image_name"]))
+    tag = _optional(options.get("tag")) or tag_in_name or "latest"
+    reference = f"{repository}:{tag}"
+    credentials = options.get("credentials")
+    auth: Mapping[str, str] | None
+    if isinstance(credentials, Mapping) and credentials.get("username"):
+        auth = {
+            "username": str(credentials["username"]),
+            "password": str(credentials.get("password") or ""),
+            "serveraddress": str(credentials.get("registry_url") or registry_of(repository) or ""),
+        }
+    else:
+        auth = auth_config_for(registry_of(repository))
+    pushed = push_image(reference, auth_config=auth)
+    return {"image_name": repository, "tag": tag, "digest": pushed.digest, "image": pushed.pinned}
+
+
+def _optional(value: object) -> str | None:
+    return None if value in (None, "") else str(value)
