@@ -11,6 +11,7 @@ so the deployment needs no pull step.
 
 from __future__ import annotations
 
+import functools
 import io
 import sys
 import tarfile
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from docker import DockerClient
 
     from push_pools.client import Client
+    from push_pools.wheel import Wheel
 
 __all__ = [
     "AUTO",
@@ -180,9 +182,7 @@ def build_context(project: Path, dockerfile: str = "Dockerfile") -> BuildContext
     root = project.resolve()
     extras: dict[str, bytes] = {}
     if dockerfile == AUTO:
-        from push_pools.wheel import build_wheel
-
-        wheel = build_wheel()
+        wheel = _wheel()
         extras[f"{_EXTRAS_DIR}/{wheel.filename}"] = wheel.data
         path_in_context = f"{_EXTRAS_DIR}/Dockerfile"
         extras[path_in_context] = generated_dockerfile(root, wheel.filename).encode()
@@ -201,6 +201,14 @@ def build_context(project: Path, dockerfile: str = "Dockerfile") -> BuildContext
             tar.addfile(info, io.BytesIO(data))
     project_files = frozenset(f for f in files if (root / f).is_file() or (root / f).is_symlink())
     return BuildContext(buffer.getvalue(), path_in_context, project_files)
+
+
+@functools.cache
+def _wheel() -> Wheel:
+    # Zipping the package takes ~0.2 s: once per process, for deploys of several deployments.
+    from push_pools.wheel import build_wheel
+
+    return build_wheel()
 
 
 def _dockerfile_in(root: Path, dockerfile: str) -> str:
