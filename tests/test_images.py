@@ -341,3 +341,49 @@ def test_project_file_build_and_push_steps_pin_the_deployment_to_the_digest(
     assert deployment["job_variables"]["image"] == f"registry.example.com/team/flows@{digest}"
     assert deployment["pull_steps"] == []  # the code is in the image: no bundle
     assert "secret.env" not in engine.builds[-1].context
+
+
+def test_artifact_registry_gets_an_oauth_token_of_the_google_credentials(
+    client: Client,
+    engine: DockerEmulator,
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    import httpx
+
+    from tests.emulators.gcp import GcpEmulator
+    from tests.gcp_helpers import PROJECT, gcp_test_env
+
+    make_pool(client, "gcp-pool")
+    url = f"us-central1-docker.pkg.dev/{PROJECT}/flows"
+    client.save_infrastructure(
+        "gcp-pool",
+        {
+            "step": "repository",
+            "kind": "gcp:artifactregistry:repository",
+            "identifier": f"projects/{PROJECT}/locations/us-central1/repositories/flows",
+            "created": True,
+            "data": {"url": url},
+        },
+    )
+    with GcpEmulator() as gcp:
+        gcp_test_env(monkeypatch, gcp, tmp_path)
+        gcp.enable_services(PROJECT, "artifactregistry.googleapis.com")
+        flow = load_flow("flows.py:shipped", project)
+        deployment = flow.deploy(
+            "boxed",
+            "gcp-pool",
+            image=DeploymentImage("flows", tag="v4", dockerfile="auto"),
+            client=client,
+            quiet=True,
+        )
+        push = engine.pushes[-1]
+        assert push.auth is not None and push.auth["username"] == "oauth2accesstoken"
+        # The password is an access token Google's APIs take.
+        answer = httpx.get(
+            f"{gcp.endpoint}/v1/projects/{PROJECT}/locations/us-central1/repositories",
+            headers={"Authorization": f"Bearer {push.auth['password']}"},
+        )
+        assert answer.status_code == 200, answer.text
+    assert deployment.job_variables["image"] == f"{url}/flows@{push.digests['v4']}"
