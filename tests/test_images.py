@@ -387,3 +387,45 @@ def test_artifact_registry_gets_an_oauth_token_of_the_google_credentials(
         )
         assert answer.status_code == 200, answer.text
     assert deployment.job_variables["image"] == f"{url}/flows@{push.digests['v4']}"
+
+
+def test_acr_gets_a_refresh_token_exchanged_for_the_azure_token(
+    client: Client, engine: DockerEmulator, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.azure_helpers import azure_test_env
+    from tests.emulators.azure import AzureEmulator
+
+    make_pool(client, "aci-pool")
+    with AzureEmulator() as azure:
+        azure_test_env(monkeypatch, azure)
+        azure.add_resource_group("flows-rg")
+        registry = azure.add_registry("flows-rg", "ppflowsacr")
+        client.save_infrastructure(
+            "aci-pool",
+            {
+                "step": "registry",
+                "kind": "azure:container-registry",
+                "identifier": registry.id,
+                "created": True,
+                "data": {"name": registry.name, "login_server": registry.login_server},
+            },
+        )
+        flow = load_flow("flows.py:shipped", project)
+        deployment = flow.deploy(
+            "boxed",
+            "aci-pool",
+            image=DeploymentImage("flows", tag="v5", dockerfile="auto"),
+            client=client,
+            quiet=True,
+        )
+        push = engine.pushes[-1]
+        assert push.auth is not None
+        assert push.auth["username"] == "00000000-0000-0000-0000-000000000000"
+        # The password is the refresh token the registry issued to the signed-in principal.
+        assert azure.state.acr.refresh_tokens[push.auth["password"]] == (
+            azure.owner.object_id,
+            "ppflowsacr.azurecr.io",
+        )
+    assert deployment.job_variables["image"] == (
+        f"ppflowsacr.azurecr.io/flows@{push.digests['v5']}"
+    )

@@ -95,26 +95,32 @@ def _google(registry: str) -> dict[str, str]:
 
 
 def _acr(registry: str) -> dict[str, str]:
+    from push_pools import settings
+
     try:
         import httpx
         from azure.core.exceptions import AzureError
-        from azure.identity import DefaultAzureCredential
+
+        from push_pools.executors.aci.credentials import credential
     except ImportError:
         raise ImageError(
             f"pushing to {registry} needs azure-identity: pip install 'push-pools[azure]'"
         ) from None
     try:
-        credential = DefaultAzureCredential()
-        token = credential.get_token(_AZURE_SCOPE)
+        # The same sign-in as the ACI pools: environment, workload or managed identity, az CLI.
+        token = credential().get_token(_AZURE_SCOPE)
     except AzureError as exc:
         raise ImageError(
             f"cannot get an Azure token to push to {registry}: {_first_line(exc)}"
         ) from None
+    # PUSH_POOLS_AZURE_ENDPOINT (a testing setting) stands for every Azure endpoint, this too.
+    base = settings.azure_endpoint() or f"https://{registry}"
     try:
         answer = httpx.post(
-            f"https://{registry}/oauth2/exchange",
+            f"{base}/oauth2/exchange",
             data={"grant_type": "access_token", "service": registry, "access_token": token.token},
             timeout=30,
+            verify=settings.azure_ca_bundle() or True,
         )
     except httpx.HTTPError as exc:
         raise ImageError(f"cannot reach {registry} to exchange the Azure token: {exc}") from None
