@@ -324,7 +324,6 @@ def test_project_file_build_and_push_steps_pin_the_deployment_to_the_digest(
         "      image_name: '{{ build-image.image_name }}'\n"
         "      tag: '{{ build-image.tag }}'\n"
         "      credentials: {username: robot, password: s3cret}\n"
-        "pull: []\n"
         "deployments:\n"
         "  - name: boxed\n"
         "    entrypoint: flows.py:shipped\n"
@@ -339,7 +338,8 @@ def test_project_file_build_and_push_steps_pin_the_deployment_to_the_digest(
     digest = push.digests["v3"]
     deployment = client.get_deployment_by_name("shipped/boxed")
     assert deployment["job_variables"]["image"] == f"registry.example.com/team/flows@{digest}"
-    assert deployment["pull_steps"] == []  # the code is in the image: no bundle
+    # No pull steps of its own, yet no bundle: the code is in the image the build step made.
+    assert deployment["pull_steps"] == [] and deployment["path"] is None
     assert "secret.env" not in engine.builds[-1].context
 
 
@@ -429,3 +429,32 @@ def test_acr_gets_a_refresh_token_exchanged_for_the_azure_token(
     assert deployment.job_variables["image"] == (
         f"ppflowsacr.azurecr.io/flows@{push.digests['v5']}"
     )
+
+
+def test_a_deploy_outside_the_project_root_warns_and_builds_the_flows_directory(
+    client: Client,
+    engine: DockerEmulator,
+    project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    make_pool(client, "pool")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "unrelated.txt").write_text("not part of the project")
+    monkeypatch.chdir(elsewhere)
+    flow = load_flow("flows.py:shipped", project)
+    flow.deploy(
+        "boxed",
+        "pool",
+        image=DeploymentImage("acme/flows", dockerfile="auto"),
+        push=False,
+        client=client,
+        quiet=True,
+    )
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"is outside the working directory {elsewhere}" in err
+    assert "Run deploy from the project root" in err
+    context = engine.builds[-1].context
+    assert "flows.py" in context and "unrelated.txt" not in context

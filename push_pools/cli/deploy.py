@@ -686,8 +686,15 @@ class DeployCommand:
             self._pool_types[pool_name] = str(self.client.get_work_pool(pool_name)["type"])
 
     def with_code(self, spec: DeploymentSpec, body: dict[str, Any]) -> dict[str, Any]:
-        """The body with the project's code in an image (--image) or a bundle."""
+        """The body with the project's code in an image (--image, or a build_docker_image
+        step) or a bundle."""
         if self.image is None:
+            project = self.project
+            own_pull = spec.pull if spec.pull is not None else (project.pull if project else None)
+            build = spec.build if spec.build is not None else (project.build if project else None)
+            if own_pull is None and not self.bundle and _builds_an_image(build):
+                # The code is in the image the build step made: runs start in its workdir.
+                return {**body, "pull_steps": [], "path": None}
             return self.with_bundle(spec, body)
         from push_pools.deploy.images import DeploymentImage, check_pool_runs_images, ship_image
         from push_pools.errors import InvalidInput
@@ -808,6 +815,12 @@ class DeployCommand:
         from push_pools.deploy.summary import print_summary
 
         print_summary(applied.deployment, created=applied.created)
+
+
+def _builds_an_image(steps: list[dict[str, Any]] | None) -> bool:
+    from push_pools.deploy.steps import parse_steps
+
+    return any(step.spec.name == "build_docker_image" for step in parse_steps(steps, "build"))
 
 
 def _replace(overrides: Overrides, **changes: Any) -> Overrides:
