@@ -458,3 +458,22 @@ def test_a_deploy_outside_the_project_root_warns_and_builds_the_flows_directory(
     assert "Run deploy from the project root" in err
     context = engine.builds[-1].context
     assert "flows.py" in context and "unrelated.txt" not in context
+
+
+def test_from_source_builds_the_source_into_the_image(
+    client: Client, engine: DockerEmulator, project: Path
+) -> None:
+    from push_pools.deploy.sdk import from_source
+
+    make_pool(client, "pool")
+    deployment = from_source(str(project), "flows.py:shipped").deploy(
+        "boxed",
+        "pool",
+        image=DeploymentImage("acme/flows", tag="src", dockerfile="auto"),
+        push=False,
+        client=client,
+        quiet=True,
+    )
+    assert deployment.job_variables["image"] == "acme/flows:src"
+    assert deployment.pull_steps == [] and deployment.path is None
+    assert engine.builds[-1].context["marker.txt"] == b"from the image"

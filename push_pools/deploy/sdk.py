@@ -468,12 +468,22 @@ class FlowSource:
         client: Client | None = None,
         quiet: bool = False,
         bundle: bool | None = None,
+        image: str | DeploymentImage | None = None,
+        build: bool = True,
+        push: bool = True,
     ) -> DeploymentOut:
         """Create or update the deployment and print its summary (unless `quiet`), as
         `Flow.deploy` does; see `apply_flow` for the arguments. A local directory is uploaded
-        as a code bundle for push and managed pools (or with `bundle=True`), as there."""
+        as a code bundle for push and managed pools (or with `bundle=True`), as there; with
+        `image`, the source (a git source as cloned now) is built into it instead."""
         from push_pools.deploy.summary import print_summary
         from push_pools.models import DeploymentOut
+
+        if image is not None and (bundle or not work_pool_name):
+            raise InvalidInput(
+                "an image carries the code for a work pool's runs: pass work_pool_name, and "
+                "no bundle=True"
+            )
 
         body = build_deployment(
             self.flow,
@@ -491,10 +501,12 @@ class FlowSource:
             paused=paused,
             entrypoint=self.entrypoint,
             source_dir=self.directory,
-            pull_steps=self.pull_steps,
-            path=self.path,
+            pull_steps=[] if image is not None else self.pull_steps,
+            path=None if image is not None else self.path,
         )
-        if self.path is None:
+        if image is not None:
+            applied = _apply_image(body, self.directory, image, client, build=build, push=push)
+        elif self.path is None:
             if bundle:
                 raise InvalidInput("bundle=True is for local directories; runs clone git sources")
             applied = apply_deployment(body, client)
