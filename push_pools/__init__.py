@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Flow", "flow", "__version__"]
+__all__ = ["DeploymentImage", "Flow", "flow", "__version__"]
 
 if TYPE_CHECKING:
+    from push_pools.deploy.images import DeploymentImage
     from push_pools.flows import Flow, flow
 
 
@@ -20,4 +21,8 @@ def __getattr__(name: str) -> Any:
         from push_pools import flows
 
         return getattr(flows, name)
+    if name == "DeploymentImage":
+        from push_pools.deploy.images import DeploymentImage
+
+        return DeploymentImage
     raise AttributeError(f"module 'push_pools' has no attribute {name!r}")

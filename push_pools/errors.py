@@ -42,3 +42,10 @@ class ServerUnreachable(PushPoolsError):
 
 class AuthenticationError(PushPoolsError):
     status_code = 401
+
+
+class ImageError(PushPoolsError):
+    """An image could not be built or pushed, or no Docker engine answers; the message carries
+    the engine's or registry's own words."""
+
+    status_code = 422

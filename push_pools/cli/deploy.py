@@ -164,6 +164,30 @@ def deploy(
             show_default=False,
         ),
     ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            "--image",
+            metavar="NAME",
+            help="Build the project into this image (e.g. acme/flows:v1) and push it; runs use "
+            "the pushed digest and the code inside it. Without a registry in NAME, it goes to "
+            "the registry --provision-infra made for the pool.",
+            show_default=False,
+        ),
+    ] = None,
+    dockerfile: Annotated[
+        str,
+        typer.Option(
+            "--dockerfile",
+            metavar="auto|PATH",
+            help="With --image: the project's Dockerfile, or 'auto' to generate one that "
+            "installs push-pools and requirements.txt.",
+        ),
+    ] = "Dockerfile",
+    no_push: Annotated[
+        bool,
+        typer.Option("--no-push", help="With --image: build only; runs use the local tag."),
+    ] = False,
 ) -> None:
     """Create or update deployments: a flow, a work pool, parameters, and schedules."""
     from push_pools.cli.output import parse_key_values
@@ -190,8 +214,28 @@ def deploy(
         interactive=interactive,
         as_json=as_json,
         bundle=bundle,
+        image=_image_option(image, dockerfile, no_push),
     )
     run.execute()
+
+
+def _image_option(name: str | None, dockerfile: str, no_push: bool) -> ImageOption | None:
+    from push_pools.errors import InvalidInput
+
+    if name is None:
+        if dockerfile != "Dockerfile" or no_push:
+            raise InvalidInput("--dockerfile and --no-push go with --image NAME")
+        return None
+    return ImageOption(name, dockerfile, push=not no_push)
+
+
+@dataclass(frozen=True)
+class ImageOption:
+    """--image and its companions."""
+
+    name: str
+    dockerfile: str
+    push: bool
 
 
 def _find_project(explicit: Path | None, as_json: bool) -> ProjectFile | None:
@@ -236,9 +280,11 @@ class DeployCommand:
         interactive: bool,
         as_json: bool,
         bundle: bool | None = None,
+        image: ImageOption | None = None,
     ) -> None:
         self.entrypoint = entrypoint
         self.bundle = bundle
+        self.image = image
         # Pool types by name, read by check_pools: they decide whether code goes in a bundle.
         self._pool_types: dict[str, str] = {}
         self.names = names
@@ -272,7 +318,7 @@ class DeployCommand:
             from push_pools.deploy.sdk import apply_deployment
 
             bodies = [
-                self.with_bundle(spec, self.body(spec, flow, outputs))
+                self.with_code(spec, self.body(spec, flow, outputs))
                 for (spec, flow), outputs in zip(prepared, outputs_by_spec, strict=True)
             ]
             # The server checks every deployment before any is saved: one bad entry in a
@@ -639,6 +685,42 @@ class DeployCommand:
         for pool_name in sorted({spec.work_pool.name for spec, _ in prepared if spec.work_pool}):
             self._pool_types[pool_name] = str(self.client.get_work_pool(pool_name)["type"])
 
+    def with_code(self, spec: DeploymentSpec, body: dict[str, Any]) -> dict[str, Any]:
+        """The body with the project's code in an image (--image, or a build_docker_image
+        step) or a bundle."""
+        if self.image is None:
+            project = self.project
+            own_pull = spec.pull if spec.pull is not None else (project.pull if project else None)
+            build = spec.build if spec.build is not None else (project.build if project else None)
+            if own_pull is None and not self.bundle and _builds_an_image(build):
+                # The code is in the image the build step made: runs start in its workdir.
+                return {**body, "pull_steps": [], "path": None}
+            return self.with_bundle(spec, body)
+        from push_pools.deploy.images import DeploymentImage, check_pool_runs_images, ship_image
+        from push_pools.errors import InvalidInput
+
+        if self.bundle:
+            raise InvalidInput("--image puts the code in the image: drop --bundle")
+        if body.get("work_pool_name"):
+            check_pool_runs_images(self.client, body["work_pool_name"])
+        project = self.project
+        own_pull = spec.pull if spec.pull is not None else (project.pull if project else None)
+        with _stdout_to_stderr(self.as_json):
+            shipped = ship_image(
+                DeploymentImage(self.image.name, dockerfile=self.image.dockerfile),
+                self.directory,
+                entrypoint=body["entrypoint"],
+                push=self.image.push,
+                api=self.client,
+                pool_name=body.get("work_pool_name"),
+                warn=lambda message: _note(f"Warning: {message}", True),
+            )
+        _note_plain(shipped.describe(), self.as_json)
+        job_variables = {**(body.get("job_variables") or {}), "image": shipped.image}
+        # Runs start in the image's working directory, where the code is.
+        pull = body["pull_steps"] if own_pull is not None else []
+        return {**body, "job_variables": job_variables, "pull_steps": pull, "path": None}
+
     def with_bundle(self, spec: DeploymentSpec, body: dict[str, Any]) -> dict[str, Any]:
         """The body with the project's code bundled, when wanted: only where the runs would
         otherwise move to this machine's directory (no pull steps of the deployment's own)."""
@@ -733,6 +815,12 @@ class DeployCommand:
         from push_pools.deploy.summary import print_summary
 
         print_summary(applied.deployment, created=applied.created)
+
+
+def _builds_an_image(steps: list[dict[str, Any]] | None) -> bool:
+    from push_pools.deploy.steps import parse_steps
+
+    return any(step.spec.name == "build_docker_image" for step in parse_steps(steps, "build"))
 
 
 def _replace(overrides: Overrides, **changes: Any) -> Overrides:

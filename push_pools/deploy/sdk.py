@@ -25,6 +25,7 @@ from push_pools.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from push_pools.client import Client
+    from push_pools.deploy.images import DeploymentImage
     from push_pools.flows import Flow
     from push_pools.models import DeploymentOut
 
@@ -65,9 +66,16 @@ def apply_flow(
     pull_steps: list[dict[str, Any]] | None = None,
     client: Client | None = None,
     bundle: bool | None = None,
+    image: str | DeploymentImage | None = None,
+    build: bool = True,
+    push: bool = True,
 ) -> Applied:
     """Create or update the deployment `flow.name/name`; return the API's answer and whether
     it was new.
+
+    With `image` (a name, or a DeploymentImage), the image is built from the project directory
+    (`source_dir`, default the working directory) and pushed unless `build`/`push` say not,
+    and runs use the pushed digest and the code inside it: no bundle, no pull step.
 
     Without `entrypoint`, it is derived from where the flow's function is defined, relative to
     `source_dir` (default: that file's directory). Without `pull_steps`, runs start by moving to
@@ -75,6 +83,15 @@ def apply_flow(
     a push or managed pool (or with `bundle=True`) `source_dir` is uploaded as a code bundle
     instead, which runs download (`bundle=False`: never).
     """
+    if image is not None:
+        if bundle:
+            raise InvalidInput("an image carries the code: give image= or bundle=True, not both")
+        if not work_pool_name:
+            raise InvalidInput("an image is for a work pool's runs: pass work_pool_name too")
+        if source_dir is None and entrypoint is None:
+            source_dir = image_project_dir(flow)
+        # Runs start in the image's working directory, where the code is: no pull step.
+        pull_steps = [] if pull_steps is None else pull_steps
     body = build_deployment(
         flow,
         name,
@@ -93,6 +110,9 @@ def apply_flow(
         source_dir=source_dir,
         pull_steps=pull_steps,
     )
+    if image is not None:
+        project = Path(source_dir or Path.cwd()).expanduser().resolve()
+        return _apply_image(body, project, image, client, build=build, push=push)
     if pull_steps is None:
         return _apply_bundled(body, Path(body["path"]), client, bundle)
     if bundle:
@@ -113,6 +133,68 @@ def _apply_bundled(
     api = client or Client()
     try:
         body, _ = bundle_body(body, directory, api, bundle=bundle)
+        return apply_deployment(body, api)
+    finally:
+        if client is None:
+            api.close()
+
+
+def image_project_dir(flow: Flow[Any, Any]) -> Path:
+    """The build context of an image deploy: the working directory, as for `docker build .`,
+    unless the flow's file is outside it (a deploy not run from the project root)."""
+    cwd = Path.cwd().resolve()
+    try:
+        file = inspect.getsourcefile(flow.fn)
+    except TypeError:
+        file = None
+    if file is None:
+        return cwd
+    path = Path(file).resolve()
+    if path.is_relative_to(cwd):
+        return cwd
+    print(
+        f"Warning: {path} is outside the working directory {cwd}, so the image built here "
+        f"would not hold the flow; building from {path.parent} instead. Run deploy from the "
+        "project root (or pass source_dir) so the whole project is in the image.",
+        file=sys.stderr,
+    )
+    return path.parent
+
+
+def _apply_image(
+    body: dict[str, Any],
+    project: Path,
+    image: str | DeploymentImage,
+    client: Client | None,
+    *,
+    build: bool,
+    push: bool,
+) -> Applied:
+    """Build and push the image, then apply the deployment pinned to what was pushed; nothing
+    reaches the server when the build or push fails."""
+    from push_pools.client import Client
+    from push_pools.deploy.images import check_pool_runs_images, ship_image
+
+    api = client or Client()
+    try:
+        pool_name = body.get("work_pool_name")
+        if pool_name:
+            # Before the build: a misspelt pool should not cost a build.
+            check_pool_runs_images(api, pool_name)
+        shipped = ship_image(
+            image,
+            project,
+            entrypoint=body["entrypoint"],
+            build=build,
+            push=push,
+            api=api,
+            pool_name=pool_name,
+        )
+        body = {
+            **body,
+            "path": None,
+            "job_variables": {**body.get("job_variables", {}), "image": shipped.image},
+        }
         return apply_deployment(body, api)
     finally:
         if client is None:
@@ -386,12 +468,22 @@ class FlowSource:
         client: Client | None = None,
         quiet: bool = False,
         bundle: bool | None = None,
+        image: str | DeploymentImage | None = None,
+        build: bool = True,
+        push: bool = True,
     ) -> DeploymentOut:
         """Create or update the deployment and print its summary (unless `quiet`), as
         `Flow.deploy` does; see `apply_flow` for the arguments. A local directory is uploaded
-        as a code bundle for push and managed pools (or with `bundle=True`), as there."""
+        as a code bundle for push and managed pools (or with `bundle=True`), as there; with
+        `image`, the source (a git source as cloned now) is built into it instead."""
         from push_pools.deploy.summary import print_summary
         from push_pools.models import DeploymentOut
+
+        if image is not None and (bundle or not work_pool_name):
+            raise InvalidInput(
+                "an image carries the code for a work pool's runs: pass work_pool_name, and "
+                "no bundle=True"
+            )
 
         body = build_deployment(
             self.flow,
@@ -409,10 +501,12 @@ class FlowSource:
             paused=paused,
             entrypoint=self.entrypoint,
             source_dir=self.directory,
-            pull_steps=self.pull_steps,
-            path=self.path,
+            pull_steps=[] if image is not None else self.pull_steps,
+            path=None if image is not None else self.path,
         )
-        if self.path is None:
+        if image is not None:
+            applied = _apply_image(body, self.directory, image, client, build=build, push=push)
+        elif self.path is None:
             if bundle:
                 raise InvalidInput("bundle=True is for local directories; runs clone git sources")
             applied = apply_deployment(body, client)

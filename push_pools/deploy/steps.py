@@ -36,7 +36,13 @@ from push_pools.errors import InvalidInput
 
 PREFIX = "push_pools.deployments.steps."
 # Prefect 2.10's project steps were renamed later; both spellings still appear in the wild.
-_FOREIGN_PREFIXES = ("prefect.deployments.steps.", "prefect.projects.steps.")
+_FOREIGN_PREFIXES = (
+    "prefect.deployments.steps.",
+    "prefect.projects.steps.",
+    # prefect.yaml's image steps, and the module the image steps live in.
+    "prefect_docker.deployments.steps.",
+    "push_pools.deploy.steps.",
+)
 _FOREIGN_RENAMES = {"git_clone_project": "git_clone"}
 
 # Options every step accepts besides its own: the output id, and Prefect's package requirement
@@ -504,6 +510,19 @@ def pull_bundle(cwd: Path, options: dict[str, Any]) -> dict[str, Any]:
     return pull(cwd, options)
 
 
+def build_docker_image(cwd: Path, options: dict[str, Any]) -> dict[str, Any]:
+    # Imported on use: the docker SDK is optional.
+    from push_pools.deploy.images import build_docker_image_step
+
+    return build_docker_image_step(cwd, options)
+
+
+def push_docker_image(cwd: Path, options: dict[str, Any]) -> dict[str, Any]:
+    from push_pools.deploy.images import push_docker_image_step
+
+    return push_docker_image_step(cwd, options)
+
+
 def _in(base: Path, directory: object) -> Path:
     path = Path(str(directory)).expanduser()
     return (path if path.is_absolute() else base / path).resolve()
@@ -590,5 +609,12 @@ STEPS: dict[str, StepSpec] = {
             (),
             ("requirements_file", "directory", "stream_output"),
         ),
+        StepSpec(
+            "build_docker_image",
+            build_docker_image,
+            ("image_name",),
+            ("tag", "dockerfile", "platform", "buildargs"),
+        ),
+        StepSpec("push_docker_image", push_docker_image, ("image_name",), ("tag", "credentials")),
     )
 }

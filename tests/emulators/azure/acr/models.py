@@ -51,6 +51,8 @@ class AcrBackend:
         self._lock = threading.RLock()
         self._registries: dict[str, Registry] = {}  # by lower-cased id
         self.reserved_names: set[str] = set()  # held by someone else, elsewhere in Azure
+        # Refresh tokens /oauth2/exchange issued: token -> (principal object id, login server).
+        self.refresh_tokens: dict[str, tuple[str, str]] = {}
 
     def name_taken(self, name: str, by_other_than: str | None = None) -> bool:
         key = name.lower()

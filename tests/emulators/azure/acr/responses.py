@@ -12,6 +12,7 @@ __all__ = [
     "check_name_availability",
     "create_registry",
     "delete_registry",
+    "exchange_token",
     "get_registry",
     "list_credentials",
     "list_registries_by_group",
@@ -207,3 +208,27 @@ def regenerate_credential(ctx: Ctx) -> Response:
     fresh = ctx.state.fresh_secret()
     registry.passwords = (fresh, second) if which == "password" else (first, fresh)
     return Response(200, _credentials(registry))
+
+
+def exchange_token(ctx: Ctx) -> Response:
+    """ACR's data-plane token exchange (`POST https://<registry>/oauth2/exchange`): an Entra
+    access token for a refresh token that `docker push` then uses as the password of user
+    00000000-0000-0000-0000-000000000000. Served on the ARM port: the login server is the
+    `service` field, as a client sends it."""
+    import secrets
+
+    from tests.emulators.azure.entra.models import TokenError
+
+    form = ctx.request.form()
+    if form.get("grant_type") != "access_token":
+        return Response(400, {"errors": [{"code": "UNSUPPORTED", "message": "grant_type"}]})
+    registry = ctx.state.acr.by_login_server(form.get("service", ""))
+    if registry is None:
+        return Response(404, {"errors": [{"code": "NOT_FOUND", "message": "registry not found"}]})
+    try:
+        principal = ctx.state.directory.verify_token(form.get("access_token", ""))
+    except TokenError as exc:
+        return Response(401, {"errors": [{"code": "UNAUTHORIZED", "message": str(exc)}]})
+    refresh = secrets.token_urlsafe(32)
+    ctx.state.acr.refresh_tokens[refresh] = (principal.object_id, registry.login_server)
+    return Response(200, {"refresh_token": refresh})

@@ -17,6 +17,7 @@ _ONE = _GROUP + "/providers/" + _TYPE + "/{name}"
 
 
 ACR_ROUTES = [
+    Route("POST", "/oauth2/exchange", r.exchange_token, anonymous=True, mutating=False),
     Route(
         "POST",
         "/subscriptions/{sub}/providers/" + _NS + "/checkNameAvailability",
