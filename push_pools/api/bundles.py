@@ -1,9 +1,11 @@
-"""Routes for code bundles (the project code `deploy` uploads) and the server's own wheel."""
+"""Routes for code bundles (the project code `deploy` uploads), the server's own wheel and the
+bootstrap that installs it in a stock image."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Response
@@ -18,6 +20,7 @@ router = APIRouter(tags=["bundles"], route_class=StoreRoute)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 BUNDLE_MEDIA_TYPE = "application/gzip"
 WHEEL_MEDIA_TYPE = "application/zip"
+SCRIPT_MEDIA_TYPE = "text/x-python"
 
 
 def _check_name(sha256: str) -> None:
@@ -84,3 +87,12 @@ async def get_wheel() -> Response:
             "X-Wheel-Sha256": wheel.sha256,
         },
     )
+
+
+@router.get("/bootstrap", response_class=Response)
+def get_bootstrap() -> Response:
+    """The stdlib-only bootstrap script that the stock image's default command downloads and
+    runs (push_pools/deploy/stock_image.py): the command stays short and readable."""
+    from push_pools import bootstrap
+
+    return Response(content=Path(bootstrap.__file__).read_bytes(), media_type=SCRIPT_MEDIA_TYPE)

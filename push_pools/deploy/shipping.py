@@ -15,6 +15,7 @@ from push_pools.deploy.bundle import IGNORE_FILE, Bundle, pack
 from push_pools.deploy.entrypoints import split_entrypoint
 from push_pools.deploy.pull_bundle import REQUIREMENTS_FILE
 from push_pools.deploy.steps import PREFIX
+from push_pools.deploy.stock_image import stock_job_variables
 from push_pools.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -102,12 +103,13 @@ def bundle_body(
     managed pools), and what was shipped; the body unchanged when no bundle is wanted."""
     if bundle is False:
         return body, None
+    pool: dict[str, Any] | None = None
+    if body.get("work_pool_name") and (pool_type is None or _is_push(pool_type)):
+        # A push pool's template says whether the runs need the stock image (stock_image.py).
+        pool = client.get_work_pool(body["work_pool_name"])
+        pool_type = str(pool["type"])
     if bundle is None:
-        if not body.get("work_pool_name"):
-            return body, None
-        if pool_type is None:
-            pool_type = str(client.get_work_pool(body["work_pool_name"])["type"])
-        if not pool_wants_bundle(pool_type):
+        if pool_type is None or not pool_wants_bundle(pool_type):
             return body, None
     packed, shipped = ship(client, directory, body["entrypoint"])
     options: dict[str, Any] = {"sha256": packed.sha256}
@@ -120,6 +122,8 @@ def bundle_body(
             existing = job_variables.get("pip_packages") or []
             job_variables["pip_packages"] = [*existing, *packages]
             options["install_requirements"] = False
+    if pool is not None:
+        job_variables.update(stock_job_variables(pool, job_variables))
     new_body = {
         **body,
         "pull_steps": [{PREFIX + "pull_bundle": options}],
@@ -127,6 +131,15 @@ def bundle_body(
         "job_variables": job_variables,
     }
     return new_body, shipped
+
+
+def _is_push(pool_type: str) -> bool:
+    from push_pools import pool_types
+
+    try:
+        return pool_types.get(pool_type).is_push
+    except InvalidInput:
+        return False
 
 
 def _plain_requirements(path: Path) -> list[str] | None:

@@ -27,8 +27,9 @@ __all__ = [
     "default_template",
 ]
 
-# A stock image until code delivery exists: it has Python, but the flow's image must add
-# push-pools and the flow's dependencies (set `image` on the pool or the deployment).
+# A stock image: it has Python only. A code bundle deploy (the default for this pool) records
+# python:<its version>-slim and the bootstrap command on the deployment, which installs
+# push-pools at run start (deploy/stock_image.py); an image of one's own skips that.
 DEFAULT_IMAGE = "python:3.12-slim"
 DEFAULT_COMMAND = "python -m push_pools.engine"
 DEFAULT_CPU = "1000m"
@@ -94,7 +95,8 @@ def default_template() -> dict[str, Any]:
                         "Container image that runs the flow, e.g. "
                         "europe-west1-docker.pkg.dev/my-project/flows/etl:2024-06-01. It needs "
                         "Python, push-pools and the flow's dependencies; the default "
-                        f"{DEFAULT_IMAGE!r} has Python only."
+                        f"{DEFAULT_IMAGE!r} has Python only: a code bundle deploy runs it with a "
+                        "bootstrap that installs push-pools."
                     ),
                     "type": "string",
                     "minLength": 1,
