@@ -19,6 +19,7 @@ from push_pools.client import Client
 from push_pools.deploy.bundle import pack
 from tests.bundle_helpers import (  # noqa: F401 (stock_python: a fixture)
     bootstrap_env,
+    local_wheel,
     stock_python,
 )
 from tests.conftest import wait_for_state
@@ -428,6 +429,78 @@ def test_a_user_without_docker_deploys_to_an_ecs_pool_from_the_cli(
     assert final["state"] == "COMPLETED", final["state_message"]
     assert final["result"]["marker"] == "no docker needed"
     assert final["result"]["push_pools"].startswith(str(stock_python))
+
+
+DEPENDENT_FLOW = """
+from push_pools import flow
+
+@flow
+def uses_dependency() -> str:
+    import greeting_dep
+    return greeting_dep.greet()
+"""
+
+
+def _run_dependent_project(client: Client, pool: str, project: Path, stock: Path) -> dict[str, Any]:
+    from push_pools.deploy.entrypoints import load_flow
+
+    (project / "flows.py").write_text(DEPENDENT_FLOW)
+    flow = load_flow("flows.py:uses_dependency", project)
+    deployment = flow.deploy(
+        project.name,
+        pool,
+        source_dir=project,
+        client=client,
+        quiet=True,
+        job_variables={"env": bootstrap_env(stock)},
+    )
+    run = client.create_run(deployment.id, {})
+    return wait_for_state(client, run["id"], timeout=120)
+
+
+@pytest.mark.parametrize("declared_in", ["requirements.txt", "pyproject.toml"])
+def test_the_projects_dependencies_are_installed_in_the_stock_image(
+    client: Client,
+    ecs_pool: str,  # noqa: F811 (the fixture imported above)
+    readable_dir: Path,
+    stock_python: Path,  # noqa: F811 (the fixture imported above)
+    declared_in: str,
+) -> None:
+    wheel = local_wheel(readable_dir / "index", "greeting_dep", "def greet():\n    return 'hi'\n")
+    project = readable_dir / "dependent"
+    project.mkdir()
+    if declared_in == "requirements.txt":
+        (project / "requirements.txt").write_text(
+            f"--no-index\n--find-links {wheel.parent}\ngreeting_dep==1.0\n"
+        )
+    else:
+        (project / "pyproject.toml").write_text(
+            "[project]\n"
+            'name = "dependent"\n'
+            'version = "0.1"\n'
+            f'dependencies = ["greeting_dep @ {wheel.as_uri()}"]\n'
+        )
+    final = _run_dependent_project(client, ecs_pool, project, stock_python)
+    assert final["state"] == "COMPLETED", final["state_message"]
+    assert final["result"] == "hi"
+
+
+def test_a_pyproject_that_is_not_toml_crashes_the_run_saying_so(
+    client: Client,
+    ecs_pool: str,  # noqa: F811 (the fixture imported above)
+    readable_dir: Path,
+    stock_python: Path,  # noqa: F811 (the fixture imported above)
+    cli: Any,
+) -> None:
+    project = readable_dir / "broken"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[project\ndependencies = [\n")
+    final = _run_dependent_project(client, ecs_pool, project, stock_python)
+    assert final["state"] == "CRASHED"
+    assert "pyproject.toml of the code bundle is not valid TOML" in final["state_message"]
+    logs = cli("flow-run", "logs", final["id"])
+    assert "pyproject.toml of the code bundle is not valid TOML" in logs.stdout
+    assert "Traceback" not in logs.stdout
 
 
 def test_an_image_of_the_pools_or_the_deployments_own_is_kept(
