@@ -48,15 +48,18 @@ def pool_wants_bundle(pool_type: str) -> bool:
     return kind.is_push or pool_type == "managed"
 
 
-def ship(client: Client, directory: Path, entrypoint: str) -> tuple[Bundle, Shipped]:
-    """Pack `directory` and upload it unless the server has it; InvalidInput when the
-    entrypoint's file would not be in the bundle or the bundle is too large."""
+def ship(
+    client: Client, directory: Path, entrypoint: str, work_pool_name: str | None = None
+) -> tuple[Bundle, Shipped]:
+    """Pack `directory` and upload it unless the server has it (into the bucket the pool
+    names, if it names one); InvalidInput when the entrypoint's file would not be in the
+    bundle, the bundle is too large, or the server cannot store it."""
     bundle = pack(directory)
     _check_entrypoint(directory, entrypoint, bundle)
     uploaded = 0
     if not client.has_bundle(bundle.sha256):
         try:
-            client.upload_bundle(bundle.sha256, bundle.data)
+            client.upload_bundle(bundle.sha256, bundle.data, work_pool_name)
         except InvalidInput as exc:
             raise InvalidInput(
                 f"uploading the code bundle of {directory} ({bundle.size:,} bytes) failed: "
@@ -111,7 +114,7 @@ def bundle_body(
     if bundle is None:
         if pool_type is None or not pool_wants_bundle(pool_type):
             return body, None
-    packed, shipped = ship(client, directory, body["entrypoint"])
+    packed, shipped = ship(client, directory, body["entrypoint"], body.get("work_pool_name"))
     options: dict[str, Any] = {"sha256": packed.sha256}
     job_variables = dict(body.get("job_variables") or {})
     if pool_type == "managed" and REQUIREMENTS_FILE in packed.files:

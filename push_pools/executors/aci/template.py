@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from push_pools import pool_types
+from push_pools import bundle_storage, pool_types
 
 __all__ = [
     "DEFAULT_COMMAND",
@@ -69,7 +69,7 @@ def _string_list(title: str, description: str) -> dict[str, Any]:
 
 def default_template() -> dict[str, Any]:
     """The default base job template, in Prefect's shape; a fresh dict on every call."""
-    return {
+    template: dict[str, Any] = {
         "job_configuration": {name: "{{ " + name + " }}" for name in VARIABLES},
         "variables": {
             "description": (
@@ -242,6 +242,9 @@ def default_template() -> dict[str, Any]:
             },
         },
     }
+    # Not a job_configuration field: the server reads the pool's value when storing bundles.
+    template["variables"]["properties"][bundle_storage.VARIABLE] = bundle_storage.variable_schema()
+    return template
 
 
 def not_ready_reason(values: dict[str, Any]) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from push_pools import pool_types
+from push_pools import bundle_storage, pool_types
 from push_pools.errors import InvalidInput
 
 __all__ = [
@@ -188,7 +188,7 @@ def default_template() -> dict[str, Any]:
         "aws_credentials",
         "endpoint_url",
     ]
-    return {
+    template: dict[str, Any] = {
         "job_configuration": {name: "{{ " + name + " }}" for name in variables},
         "variables": {
             "description": (
@@ -506,6 +506,9 @@ def default_template() -> dict[str, Any]:
             },
         },
     }
+    # Not a job_configuration field: the server reads the pool's value when storing bundles.
+    template["variables"]["properties"][bundle_storage.VARIABLE] = bundle_storage.variable_schema()
+    return template
 
 
 def not_ready_reason(values: dict[str, Any]) -> str | None:
