@@ -128,6 +128,33 @@ def test_a_gcs_bucket_holds_the_pools_bundles(client: Client, gcs: Any, readable
     assert final["result"]["marker"] == "from the GCS bucket"
 
 
+def test_a_pruned_bundle_leaves_its_bucket_too(
+    client: Client, server: Any, s3: Any, gcs: Any, readable_dir: Path
+) -> None:
+    from datetime import timedelta
+
+    from push_pools.store.pruning import BUNDLE_GRACE, prune
+    from push_pools.store.tables import utcnow
+
+    s3.create_bucket(Bucket="pruned-code")
+    gcs.create_bucket("pruned-code-gcs")
+    later = utcnow() + BUNDLE_GRACE + timedelta(minutes=1)
+    for pool, url in (("s3-pool", "s3://pruned-code/b"), ("gs-pool", "gs://pruned-code-gcs/b")):
+        _managed_pool(client, pool, url)
+        (readable_dir / pool).mkdir()
+        project = where_project(readable_dir / pool, f"{pool} v1")
+        old = _sha(_deploy(client, pool, project, name=pool))
+        (project / "marker.txt").write_text(f"{pool} v2")
+        new = _sha(_deploy(client, pool, project, name=pool))
+        assert prune(server.store, later).bundles == 1
+        assert not client.has_bundle(old) and client.has_bundle(new)
+        if pool == "s3-pool":
+            keys = [o["Key"] for o in s3.list_objects_v2(Bucket="pruned-code")["Contents"]]
+        else:
+            keys = [blob.name for blob in gcs.list_blobs("pruned-code-gcs")]
+        assert keys == [f"b/{new}.tar.gz"]
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 
