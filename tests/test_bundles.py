@@ -263,6 +263,31 @@ def test_requirements_go_to_the_managed_environment_cache(
     assert options["install_requirements"] is False
 
 
+def test_pyproject_dependencies_go_to_the_managed_environment_cache_too(
+    client: Client, managed: str, readable_dir: Path
+) -> None:
+    from push_pools.deploy.entrypoints import load_flow
+
+    project = _project(readable_dir)
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "etl"\nversion = "1"\ndependencies = ["six==1.16.0"]\n'
+    )
+    flow = load_flow("flows.py:read_marker", project)
+    deployment = flow.deploy("toml", managed, source_dir=project, client=client, quiet=True)
+    assert deployment.job_variables["pip_packages"] == ["six==1.16.0"]
+    ((_, options),) = deployment.pull_steps[0].items()
+    assert options["install_requirements"] is False
+
+    # Unreadable: left to the run, which says why (see the ECS test of it).
+    (project / "pyproject.toml").write_text("[project\n")
+    broken = flow.deploy("broken", managed, source_dir=project, client=client, quiet=True)
+    assert "pip_packages" not in broken.job_variables
+    run = client.create_run(broken.id, {})
+    final = wait_for_state(client, run["id"], timeout=60)
+    assert final["state"] == "CRASHED"
+    assert "pyproject.toml of the code bundle is not valid TOML" in final["state_message"]
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 

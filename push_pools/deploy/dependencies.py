@@ -14,7 +14,7 @@ from pathlib import Path
 
 from push_pools.errors import RunSetupError
 
-__all__ = ["PYPROJECT_FILE", "REQUIREMENTS_FILE", "Dependencies", "RunSetupError", "find"]
+__all__ = ["PYPROJECT_FILE", "REQUIREMENTS_FILE", "Dependencies", "find", "pyproject_dependencies"]
 
 REQUIREMENTS_FILE = "requirements.txt"
 PYPROJECT_FILE = "pyproject.toml"
@@ -35,7 +35,7 @@ def find(directory: Path, scratch: Path) -> Dependencies:
     pyproject = directory / PYPROJECT_FILE
     if not pyproject.is_file():
         return Dependencies("", None)
-    packages = _pyproject_dependencies(pyproject)
+    packages = pyproject_dependencies(pyproject)
     if not packages:
         return Dependencies(PYPROJECT_FILE, None)
     made = scratch / "pyproject-requirements.txt"
@@ -43,7 +43,8 @@ def find(directory: Path, scratch: Path) -> Dependencies:
     return Dependencies(PYPROJECT_FILE, made)
 
 
-def _pyproject_dependencies(path: Path) -> list[str]:
+def pyproject_dependencies(path: Path) -> list[str]:
+    """The [project] dependencies of a pyproject.toml; RunSetupError when it cannot be read."""
     import tomllib
 
     try:

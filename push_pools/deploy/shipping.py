@@ -117,8 +117,8 @@ def bundle_body(
     packed, shipped = ship(client, directory, body["entrypoint"], body.get("work_pool_name"))
     options: dict[str, Any] = {"sha256": packed.sha256}
     job_variables = dict(body.get("job_variables") or {})
-    if pool_type == "managed" and REQUIREMENTS_FILE in packed.files:
-        packages = _plain_requirements(directory / REQUIREMENTS_FILE)
+    if pool_type == "managed":
+        packages = _managed_packages(directory, packed.files)
         if packages is not None:
             # The managed pool's environment cache then installs them once per distinct set,
             # instead of every run installing them again.
@@ -143,6 +143,23 @@ def _is_push(pool_type: str) -> bool:
         return pool_types.get(pool_type).is_push
     except InvalidInput:
         return False
+
+
+def _managed_packages(directory: Path, files: tuple[str, ...]) -> list[str] | None:
+    """The project's dependencies as plain requirement strings for a managed pool's cached
+    environment, or None when the run's own pull step must install them (none, or more than
+    plain lines, or a pyproject.toml the run will report as unreadable)."""
+    from push_pools.deploy.dependencies import PYPROJECT_FILE, pyproject_dependencies
+    from push_pools.errors import RunSetupError
+
+    if REQUIREMENTS_FILE in files:
+        return _plain_requirements(directory / REQUIREMENTS_FILE)
+    if PYPROJECT_FILE in files:
+        try:
+            return pyproject_dependencies(directory / PYPROJECT_FILE) or None
+        except RunSetupError:
+            return None
+    return None
 
 
 def _plain_requirements(path: Path) -> list[str] | None:
