@@ -6,7 +6,8 @@
 With PUSH_POOLS_API_URL and PUSH_POOLS_API_KEY (the run's own token, which the dispatcher puts
 in the run's environment; nothing secret is on the command line), it downloads the server's
 push-pools wheel (`GET /api/wheel`), installs it with its dependencies into this interpreter,
-or into a virtual environment at PUSH_POOLS_BOOTSTRAP_VENV when that is set, and replaces itself
+or into a virtual environment at PUSH_POOLS_BOOTSTRAP_VENV when that is set (nothing is installed
+when that interpreter has the wheel's version of push-pools already), and replaces itself
 with `python -m push_pools.engine`. The engine's pull_bundle step then downloads the
 deployment's code bundle with the same token, unpacks it and installs its requirements.txt.
 uv is used when it is on PATH, else pip. Installing takes time at every start: an image with
@@ -65,6 +66,22 @@ def python_for_run() -> str:
     return str(python)
 
 
+def wheel_version(wheel: Path) -> str:
+    # A wheel's file name is {distribution}-{version}-{tags}.whl.
+    parts = wheel.name.split("-")
+    return parts[1] if len(parts) >= 3 else ""
+
+
+def installed_version(python: str) -> str | None:
+    """The push-pools version `python` has, or None when it has none it can import (metadata
+    alone can be found where the package itself cannot be imported)."""
+    probe = "import push_pools.engine, importlib.metadata as m; print(m.version('push-pools'))"
+    result = subprocess.run(
+        [python, "-c", probe], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
 def install(python: str, wheel: Path) -> None:
     extra = os.environ.get(INSTALL_ARGS_ENV, "").split()
     if shutil.which("uv"):
@@ -95,7 +112,9 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="push-pools-bootstrap-") as scratch:
             wheel = download_wheel(api_url, token, Path(scratch))
             python = python_for_run()
-            install(python, wheel)
+            # An image built with push-pools in it need not pay for installing it again.
+            if installed_version(python) != wheel_version(wheel):
+                install(python, wheel)
     except BootstrapError as exc:
         print(f"push-pools bootstrap: {exc}", file=sys.stderr)
         return 1

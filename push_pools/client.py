@@ -349,12 +349,16 @@ class Client:
             return False
         return True
 
-    def upload_bundle(self, sha256: str, data: bytes) -> dict[str, Any]:
+    def upload_bundle(
+        self, sha256: str, data: bytes, work_pool_name: str | None = None
+    ) -> dict[str, Any]:
+        """Upload a bundle; with `work_pool_name`, into the bucket that pool names, if any."""
         return self.request(
             "PUT",
             f"/bundles/{_seg(sha256)}",
             content=data,
             headers={"Content-Type": "application/octet-stream"},
+            params={"work_pool_name": work_pool_name} if work_pool_name else None,
         )
 
     def download_bundle(self, sha256: str) -> bytes:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from push_pools.client import Client
-from push_pools.errors import PushPoolsError
+from push_pools.errors import PushPoolsError, RunSetupError
 from push_pools.logs import LogShipper, ShippingHandler
 
 RUN_ID_ENV = "PUSH_POOLS_FLOW_RUN_ID"
@@ -104,6 +104,10 @@ def _execute(
         code_dir = prepare_code(context, client)
         flow = load_flow(context["entrypoint"], code_dir)
         parameters = flow.validate_parameters(flow_run["parameters"])
+    except RunSetupError as exc:
+        # Its environment, not its code, failed: Crashed, like a container that never started.
+        log.error("could not set up the run: %s", exc.message)
+        return {"type": "CRASHED", "message": exc.message}
     except PushPoolsError as exc:
         log.error("could not start the flow: %s", exc.message)
         return {"type": "FAILED", "message": exc.message}

@@ -30,6 +30,11 @@ class InvalidInput(PushPoolsError):
     status_code = 422
 
 
+class RunSetupError(PushPoolsError):
+    """A run's environment could not be made (e.g. its dependencies), so its code never ran:
+    the engine reports the run Crashed, as an infrastructure failure, not Failed."""
+
+
 class Conflict(PushPoolsError):
     """The request is valid but the object is in a state that forbids it."""
 

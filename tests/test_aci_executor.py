@@ -27,6 +27,7 @@ from push_pools.executors.aci import checks
 from push_pools.executors.aci.executor import AciExecutor
 from push_pools.executors.aci.template import POOL_TYPE, default_template
 from push_pools.executors.base import InfrastructureState, InfrastructureStatus, Submission
+from tests.bundle_helpers import bootstrap_env, stock_python, where_project  # noqa: F401
 from tests.conftest import deploy, wait_for_state
 from tests.emulators.azure import AzureEmulator, ContainerGroup, Principal
 
@@ -621,3 +622,35 @@ def test_cpu_or_memory_beyond_limits_are_refused_at_deploy_time(
         assert words in exc.value.message
     assert client.list_deployments() == []
     assert azure.groups() == []
+
+
+def test_a_bundle_deploy_runs_on_the_stock_image_through_the_bootstrap(
+    client: Any,
+    aci_pool: str,
+    azure: Azure,
+    readable_dir: Path,
+    stock_python: Path,  # noqa: F811 (the fixture imported above)
+) -> None:
+    import sys
+
+    from push_pools.deploy.entrypoints import load_flow
+
+    project = where_project(readable_dir, "bundled for ACI")
+    deployment = load_flow("flows.py:where", project).deploy(
+        "stock",
+        aci_pool,
+        source_dir=project,
+        client=client,
+        quiet=True,
+        job_variables={"env": bootstrap_env(stock_python), "keep_container_group": True},
+    )
+    run = client.create_run(deployment.id, {})
+    final = wait_for_state(client, run["id"], timeout=120)
+    assert final["state"] == "COMPLETED", final["state_message"]
+    assert final["result"]["marker"] == "bundled for ACI"
+    assert final["result"]["push_pools"].startswith(str(stock_python))  # the wheel's copy
+    container = azure.group_of(final["infrastructure_id"]).containers[0]
+    assert container.image == f"python:{sys.version_info[0]}.{sys.version_info[1]}-slim"
+    command = container.command or []
+    assert command[:2] == ["python", "-c"] and "/bootstrap" in command[2]
+    assert not any("pprun_" in part for part in command)  # the token is a secure env value

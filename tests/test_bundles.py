@@ -17,6 +17,11 @@ import pytest
 
 from push_pools.client import Client
 from push_pools.deploy.bundle import pack
+from tests.bundle_helpers import (  # noqa: F401 (stock_python: a fixture)
+    bootstrap_env,
+    local_wheel,
+    stock_python,
+)
 from tests.conftest import wait_for_state
 from tests.test_ecs_executor import aws, ecs_pool, runner  # noqa: F401 (fixtures)
 
@@ -258,6 +263,31 @@ def test_requirements_go_to_the_managed_environment_cache(
     assert options["install_requirements"] is False
 
 
+def test_pyproject_dependencies_go_to_the_managed_environment_cache_too(
+    client: Client, managed: str, readable_dir: Path
+) -> None:
+    from push_pools.deploy.entrypoints import load_flow
+
+    project = _project(readable_dir)
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "etl"\nversion = "1"\ndependencies = ["six==1.16.0"]\n'
+    )
+    flow = load_flow("flows.py:read_marker", project)
+    deployment = flow.deploy("toml", managed, source_dir=project, client=client, quiet=True)
+    assert deployment.job_variables["pip_packages"] == ["six==1.16.0"]
+    ((_, options),) = deployment.pull_steps[0].items()
+    assert options["install_requirements"] is False
+
+    # Unreadable: left to the run, which says why (see the ECS test of it).
+    (project / "pyproject.toml").write_text("[project\n")
+    broken = flow.deploy("broken", managed, source_dir=project, client=client, quiet=True)
+    assert "pip_packages" not in broken.job_variables
+    run = client.create_run(broken.id, {})
+    final = wait_for_state(client, run["id"], timeout=60)
+    assert final["state"] == "CRASHED"
+    assert "pyproject.toml of the code bundle is not valid TOML" in final["state_message"]
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 
@@ -346,44 +376,17 @@ def test_a_project_without_the_entrypoint_file_is_a_clear_error(
 # --- a stock image: the bootstrap installs the server's wheel, then the engine pulls the code ---
 
 
-@pytest.fixture
-def stock_python(tmp_path: Path) -> Path:
-    """A fresh virtual environment standing for a stock Python image. Its dependencies come
-    from this test environment through a .pth file, standing for the package index (no
-    network in tests); push-pools itself it has not: the bootstrap installs that."""
-    import subprocess
-    import sys
-    import sysconfig
-
-    venv = tmp_path / "stock"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    (Path(site) / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    check = subprocess.run([str(python), "-c", "import push_pools"], env=clean, cwd=tmp_path)
-    assert check.returncode != 0  # no push-pools before the bootstrap
-    return venv
-
-
 def test_a_stock_image_runs_a_bundle_deploy_on_ecs_through_the_bootstrap(
     client: Client,
     ecs_pool: str,  # noqa: F811 (the fixture imported above)
     readable_dir: Path,
-    stock_python: Path,
+    stock_python: Path,  # noqa: F811 (the fixture imported above)
 ) -> None:
-    import shlex
+    import sys
 
-    import push_pools
     from push_pools.deploy.entrypoints import load_flow
 
     project = _project(readable_dir, marker="bundled for ECS")
-    bootstrap = (Path(push_pools.__file__).parent / "bootstrap.py").read_text()
     flow = load_flow("flows.py:where", project)
     deployment = flow.deploy(
         "stock",
@@ -391,22 +394,165 @@ def test_a_stock_image_runs_a_bundle_deploy_on_ecs_through_the_bootstrap(
         source_dir=project,
         client=client,
         quiet=True,
-        job_variables={
-            # The script's text itself: the image has no push_pools to run `-m` from.
-            "command": shlex.join(["python", "-c", bootstrap]),
-            "env": {
-                "PUSH_POOLS_BOOTSTRAP_VENV": str(stock_python),
-                "PUSH_POOLS_BOOTSTRAP_INSTALL_ARGS": "--no-deps --no-index",
-            },
-        },
+        # Neither image nor command: a bundle deploy to a push pool gets the stock ones.
+        job_variables={"env": bootstrap_env(stock_python)},
     )
+    variables = deployment.job_variables
+    assert variables["image"] == f"python:{sys.version_info[0]}.{sys.version_info[1]}-slim"
+    assert "/bootstrap" in variables["command"] and "PUSH_POOLS_API_KEY" in variables["command"]
+    assert "pprun_" not in variables["command"]  # the token comes in the env, never here
     shutil.rmtree(project)
-    run = client.create_run(deployment.id, {})
-    final = wait_for_state(client, run["id"], timeout=120)
+    for _ in range(2):  # the second start finds push-pools installed in the "image" already
+        run = client.create_run(deployment.id, {})
+        final = wait_for_state(client, run["id"], timeout=120)
+        assert final["state"] == "COMPLETED", final["state_message"]
+        assert final["result"]["marker"] == "bundled for ECS"
+        assert final["result"]["python"].startswith(str(stock_python))
+        assert final["result"]["push_pools"].startswith(str(stock_python))  # the wheel's copy
+
+
+def test_a_user_without_docker_deploys_to_an_ecs_pool_from_the_cli(
+    client: Client,
+    aws: Any,  # noqa: F811 (the fixture imported above)
+    readable_dir: Path,
+    stock_python: Path,  # noqa: F811 (the fixture imported above)
+    cli: Any,
+    in_dir: Callable[[Path], None],
+) -> None:
+    from push_pools.executors.ecs import template as ecs_template
+    from tests.test_ecs_executor import KEYS, REGION
+
+    client.create_block(
+        {
+            "name": "moto-aws",
+            "block_type": "aws-credentials",
+            "data": {**KEYS, "region_name": REGION},
+        }
+    )
+    template = ecs_template.default_template()
+    properties = template["variables"]["properties"]
+    # What the provisioner sets, plus the stand-in for the stock image's interpreter.
+    defaults = {
+        **aws.defaults(),
+        "aws_credentials": "moto-aws",
+        "env": bootstrap_env(stock_python),
+    }
+    for name, value in defaults.items():
+        properties[name]["default"] = value
+    client.create_work_pool(
+        {"name": "my-ecs-pool", "type": "ecs:push", "base_job_template": template}
+    )
+    project = _project(readable_dir, marker="no docker needed")
+    in_dir(project)
+    result = cli("deploy", "flows.py:where", "-n", "nightly", "-p", "my-ecs-pool", "--no-prompt")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    inspected = cli("deployment", "inspect", "where/nightly")
+    assert "-slim" in inspected.stdout and "/bootstrap" in inspected.stdout
+    run = cli("deployment", "run", "where/nightly", "--watch")
+    assert run.exit_code == 0, run.stdout + run.stderr
+    final = client.list_runs(deployment_id=client.get_deployment_by_name("where/nightly")["id"])[0]
     assert final["state"] == "COMPLETED", final["state_message"]
-    assert final["result"]["marker"] == "bundled for ECS"
-    assert final["result"]["python"].startswith(str(stock_python))
-    assert final["result"]["push_pools"].startswith(str(stock_python))  # the wheel's copy
+    assert final["result"]["marker"] == "no docker needed"
+    assert final["result"]["push_pools"].startswith(str(stock_python))
+
+
+DEPENDENT_FLOW = """
+from push_pools import flow
+
+@flow
+def uses_dependency() -> str:
+    import greeting_dep
+    return greeting_dep.greet()
+"""
+
+
+def _run_dependent_project(client: Client, pool: str, project: Path, stock: Path) -> dict[str, Any]:
+    from push_pools.deploy.entrypoints import load_flow
+
+    (project / "flows.py").write_text(DEPENDENT_FLOW)
+    flow = load_flow("flows.py:uses_dependency", project)
+    deployment = flow.deploy(
+        project.name,
+        pool,
+        source_dir=project,
+        client=client,
+        quiet=True,
+        job_variables={"env": bootstrap_env(stock)},
+    )
+    run = client.create_run(deployment.id, {})
+    return wait_for_state(client, run["id"], timeout=120)
+
+
+@pytest.mark.parametrize("declared_in", ["requirements.txt", "pyproject.toml"])
+def test_the_projects_dependencies_are_installed_in_the_stock_image(
+    client: Client,
+    ecs_pool: str,  # noqa: F811 (the fixture imported above)
+    readable_dir: Path,
+    stock_python: Path,  # noqa: F811 (the fixture imported above)
+    declared_in: str,
+) -> None:
+    wheel = local_wheel(readable_dir / "index", "greeting_dep", "def greet():\n    return 'hi'\n")
+    project = readable_dir / "dependent"
+    project.mkdir()
+    if declared_in == "requirements.txt":
+        (project / "requirements.txt").write_text(
+            f"--no-index\n--find-links {wheel.parent}\ngreeting_dep==1.0\n"
+        )
+    else:
+        (project / "pyproject.toml").write_text(
+            "[project]\n"
+            'name = "dependent"\n'
+            'version = "0.1"\n'
+            f'dependencies = ["greeting_dep @ {wheel.as_uri()}"]\n'
+        )
+    final = _run_dependent_project(client, ecs_pool, project, stock_python)
+    assert final["state"] == "COMPLETED", final["state_message"]
+    assert final["result"] == "hi"
+
+
+def test_a_pyproject_that_is_not_toml_crashes_the_run_saying_so(
+    client: Client,
+    ecs_pool: str,  # noqa: F811 (the fixture imported above)
+    readable_dir: Path,
+    stock_python: Path,  # noqa: F811 (the fixture imported above)
+    cli: Any,
+) -> None:
+    project = readable_dir / "broken"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[project\ndependencies = [\n")
+    final = _run_dependent_project(client, ecs_pool, project, stock_python)
+    assert final["state"] == "CRASHED"
+    assert "pyproject.toml of the code bundle is not valid TOML" in final["state_message"]
+    logs = cli("flow-run", "logs", final["id"])
+    assert "pyproject.toml of the code bundle is not valid TOML" in logs.stdout
+    assert "Traceback" not in logs.stdout
+
+
+def test_an_image_of_the_pools_or_the_deployments_own_is_kept(
+    client: Client,
+    ecs_pool: str,  # noqa: F811 (the fixture imported above)
+    readable_dir: Path,
+) -> None:
+    from push_pools.deploy.entrypoints import load_flow
+
+    project = _project(readable_dir)
+    flow = load_flow("flows.py:where", project)
+    own = flow.deploy(
+        "own",
+        ecs_pool,
+        source_dir=project,
+        client=client,
+        quiet=True,
+        job_variables={"image": "example.com/flows:1"},
+    )
+    assert own.job_variables["image"] == "example.com/flows:1"
+    assert "command" not in own.job_variables
+
+    template = client.get_work_pool(ecs_pool)["base_job_template"]
+    template["variables"]["properties"]["image"]["default"] = "example.com/pool:2"
+    client.update_work_pool(ecs_pool, {"base_job_template": template})
+    pooled = flow.deploy("pooled", ecs_pool, source_dir=project, client=client, quiet=True)
+    assert "image" not in pooled.job_variables and "command" not in pooled.job_variables
 
 
 def test_the_bootstrap_says_what_is_missing() -> None:

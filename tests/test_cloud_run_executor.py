@@ -34,6 +34,7 @@ from push_pools.executors.base import (
 from push_pools.executors.cloud_run import checks
 from push_pools.executors.cloud_run.executor import CloudRunExecutor
 from push_pools.executors.cloud_run.template import POOL_TYPE, default_template
+from tests.bundle_helpers import bootstrap_env, stock_python, where_project  # noqa: F401
 from tests.conftest import deploy, wait_for_state
 from tests.emulators.gcp import GcpEmulator
 from tests.emulators.gcp.run.models import Execution
@@ -811,3 +812,32 @@ def test_the_index_reads_each_execution_about_once_and_trusts_no_order() -> None
 
     reads.clear()
     assert index.find("job", "id-late", shuffled) == "late"
+
+
+@pytest.mark.store
+def test_a_bundle_deploy_runs_on_the_stock_image_through_the_bootstrap(
+    client: Any,
+    cloud_run_pool: str,
+    gcp: Gcp,
+    readable_dir: Path,
+    stock_python: Path,  # noqa: F811 (the fixture imported above)
+) -> None:
+    from push_pools.deploy.entrypoints import load_flow
+
+    project = where_project(readable_dir, "bundled for Cloud Run")
+    deployment = load_flow("flows.py:where", project).deploy(
+        "stock",
+        cloud_run_pool,
+        source_dir=project,
+        client=client,
+        quiet=True,
+        job_variables={"env": bootstrap_env(stock_python)},
+    )
+    run = client.create_run(deployment.id, {})
+    final = wait_for_state(client, run["id"], timeout=120)
+    assert final["state"] == "COMPLETED", final["state_message"]
+    assert final["result"]["marker"] == "bundled for Cloud Run"
+    assert final["result"]["push_pools"].startswith(str(stock_python))  # the wheel's copy
+    container = gcp.execution_of(final["infrastructure_id"]).template.containers[0]
+    assert container.image == f"python:{sys.version_info[0]}.{sys.version_info[1]}-slim"
+    assert container.command[:2] == ["python", "-c"] and "/bootstrap" in container.command[2]

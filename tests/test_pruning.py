@@ -148,3 +148,55 @@ def test_a_push_pool_tombstone_stays_until_its_runs_infrastructure_is_cleaned_up
         assert prune(server.store, after_grace()).pools == 1
         assert pools_in_store(server) == []
         assert listed_pools(cli) == []
+
+
+# --- code bundles -------------------------------------------------------------------------------
+
+
+def _after_bundle_grace():
+    from push_pools.store.pruning import BUNDLE_GRACE
+
+    return utcnow() + BUNDLE_GRACE + timedelta(minutes=1)
+
+
+def test_a_bundle_no_deployment_references_goes_after_the_grace_period(
+    client: Client, server, readable_dir
+) -> None:
+    import hashlib
+
+    from push_pools.deploy.entrypoints import load_flow
+
+    client.create_work_pool({"name": "managed-pool", "type": "managed"})
+    project = readable_dir / "project"
+    project.mkdir()
+    (project / "flows.py").write_text(
+        "from push_pools import flow\n\n@flow\ndef hello() -> str:\n    return 'v1'\n"
+    )
+    flow = load_flow("flows.py:hello", project)
+    first = flow.deploy("d", "managed-pool", source_dir=project, client=client, quiet=True)
+    ((_, first_step),) = first.pull_steps[0].items()
+    # Uploaded, but its deployment never written (a deploy that failed after the upload).
+    stray = b"an upload whose deploy never finished"
+    stray_sha = hashlib.sha256(stray).hexdigest()
+    client.upload_bundle(stray_sha, stray)
+
+    # Within the grace period nothing goes: a deploy may be writing its deployment right now.
+    assert prune(server.store).bundles == 0
+    assert client.has_bundle(stray_sha)
+    assert prune(server.store, _after_bundle_grace()).bundles == 1
+    assert not client.has_bundle(stray_sha)
+    assert client.has_bundle(first_step["sha256"])  # its deployment still runs it
+
+    (project / "flows.py").write_text(
+        "from push_pools import flow\n\n@flow\ndef hello() -> str:\n    return 'v2'\n"
+    )
+    second = flow.deploy("d", "managed-pool", source_dir=project, client=client, quiet=True)
+    ((_, second_step),) = second.pull_steps[0].items()
+    assert prune(server.store, _after_bundle_grace()).bundles == 1  # the replaced code
+    assert not client.has_bundle(first_step["sha256"])
+    assert client.has_bundle(second_step["sha256"])
+    run = client.create_run(second.id, {})
+    from conftest import wait_for_state
+
+    final = wait_for_state(client, run["id"], timeout=60)
+    assert final["state"] == "COMPLETED" and final["result"] == "v2"

@@ -1,23 +1,29 @@
-"""Routes for code bundles (the project code `deploy` uploads) and the server's own wheel."""
+"""Routes for code bundles (the project code `deploy` uploads), the server's own wheel and the
+bootstrap that installs it in a stock image."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Response
 from fastapi.concurrency import run_in_threadpool
 
-from push_pools.api.deps import SessionDep, StoreRoute
+from push_pools import bundle_storage
+from push_pools.api.deps import SessionDep, StoreDep, StoreRoute
 from push_pools.errors import InvalidInput, NotFound
 from push_pools.store import bundles as bundle_store
+from push_pools.store import pools as pool_store
+from push_pools.store.db import Store
 
 router = APIRouter(tags=["bundles"], route_class=StoreRoute)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 BUNDLE_MEDIA_TYPE = "application/gzip"
 WHEEL_MEDIA_TYPE = "application/zip"
+SCRIPT_MEDIA_TYPE = "text/x-python"
 
 
 def _check_name(sha256: str) -> None:
@@ -32,12 +38,16 @@ def _check_name(sha256: str) -> None:
 def put_bundle(
     sha256: str,
     session: SessionDep,
+    store: StoreDep,
     response: Response,
     data: Annotated[bytes, Body(media_type="application/octet-stream")],
+    work_pool_name: str | None = None,
 ) -> dict[str, object]:
     """Store a bundle under the sha256 of its bytes. Idempotent: 200 when it is there already.
 
-    The request body limit (PUSH_POOLS_MAX_REQUEST_BYTES) is the bundle size limit."""
+    With `work_pool_name`, a pool whose `bundle_storage` names a bucket gets it stored there
+    (nothing is stored when the server cannot write it). The request body limit
+    (PUSH_POOLS_MAX_REQUEST_BYTES) is the bundle size limit."""
     _check_name(sha256)
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
@@ -45,9 +55,25 @@ def put_bundle(
             f"the uploaded bytes have sha256 {actual}, not {sha256}: the upload was changed or "
             "cut short; send it again"
         )
-    if not bundle_store.save(session, sha256, data):
+    location = _pool_bucket(store, work_pool_name)
+    url = None
+    if location is not None:
+        with store.read_session() as read:
+            known = bundle_store.exists(read, sha256) is not None
+        # Written before the row, outside any write transaction: a bucket that refuses it
+        # leaves nothing behind, and a slow upload holds no lock.
+        url = None if known else bundle_storage.write(location, sha256, data)
+    if not bundle_store.save(session, sha256, data, location=url):
         response.status_code = 200
-    return {"sha256": sha256, "size": len(data)}
+    return {"sha256": sha256, "size": len(data), **({"location": url} if url else {})}
+
+
+def _pool_bucket(store: Store, pool_name: str | None) -> bundle_storage.BucketLocation | None:
+    if not pool_name:
+        return None
+    with store.read_session() as read:
+        template = pool_store.get_pool(read, pool_name).base_job_template
+    return bundle_storage.pool_location(template)
 
 
 @router.head("/bundles/{sha256}")
@@ -66,6 +92,8 @@ def get_bundle(sha256: str, session: SessionDep) -> Response:
     data = bundle_store.load(session, sha256)
     if data is None:
         raise NotFound(f"no code bundle {sha256} on this server; deploy the project again")
+    if isinstance(data, str):
+        data = bundle_storage.read(data)
     return Response(content=data, media_type=BUNDLE_MEDIA_TYPE)
 
 
@@ -84,3 +112,12 @@ async def get_wheel() -> Response:
             "X-Wheel-Sha256": wheel.sha256,
         },
     )
+
+
+@router.get("/bootstrap", response_class=Response)
+def get_bootstrap() -> Response:
+    """The stdlib-only bootstrap script that the stock image's default command downloads and
+    runs (push_pools/deploy/stock_image.py): the command stays short and readable."""
+    from push_pools import bootstrap
+
+    return Response(content=Path(bootstrap.__file__).read_bytes(), media_type=SCRIPT_MEDIA_TYPE)

@@ -30,7 +30,7 @@ def allows(scope: RunScope, method: str, path: str) -> bool:
     """Whether a request (its method and decoded path) is within the token's run."""
     if path == "/api/health":
         return method in ("GET", "HEAD")
-    if path == "/api/wheel":
+    if path in ("/api/wheel", "/api/bootstrap"):
         return method == "GET"  # push-pools itself: public code, nothing of anyone's
     if path.startswith(BUNDLES_PREFIX):
         return method in ("GET", "HEAD") and path[len(BUNDLES_PREFIX) :] in scope.bundles

@@ -15,6 +15,7 @@ from push_pools.deploy.bundle import IGNORE_FILE, Bundle, pack
 from push_pools.deploy.entrypoints import split_entrypoint
 from push_pools.deploy.pull_bundle import REQUIREMENTS_FILE
 from push_pools.deploy.steps import PREFIX
+from push_pools.deploy.stock_image import stock_job_variables
 from push_pools.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -47,15 +48,18 @@ def pool_wants_bundle(pool_type: str) -> bool:
     return kind.is_push or pool_type == "managed"
 
 
-def ship(client: Client, directory: Path, entrypoint: str) -> tuple[Bundle, Shipped]:
-    """Pack `directory` and upload it unless the server has it; InvalidInput when the
-    entrypoint's file would not be in the bundle or the bundle is too large."""
+def ship(
+    client: Client, directory: Path, entrypoint: str, work_pool_name: str | None = None
+) -> tuple[Bundle, Shipped]:
+    """Pack `directory` and upload it unless the server has it (into the bucket the pool
+    names, if it names one); InvalidInput when the entrypoint's file would not be in the
+    bundle, the bundle is too large, or the server cannot store it."""
     bundle = pack(directory)
     _check_entrypoint(directory, entrypoint, bundle)
     uploaded = 0
     if not client.has_bundle(bundle.sha256):
         try:
-            client.upload_bundle(bundle.sha256, bundle.data)
+            client.upload_bundle(bundle.sha256, bundle.data, work_pool_name)
         except InvalidInput as exc:
             raise InvalidInput(
                 f"uploading the code bundle of {directory} ({bundle.size:,} bytes) failed: "
@@ -102,24 +106,27 @@ def bundle_body(
     managed pools), and what was shipped; the body unchanged when no bundle is wanted."""
     if bundle is False:
         return body, None
+    pool: dict[str, Any] | None = None
+    if body.get("work_pool_name") and (pool_type is None or _is_push(pool_type)):
+        # A push pool's template says whether the runs need the stock image (stock_image.py).
+        pool = client.get_work_pool(body["work_pool_name"])
+        pool_type = str(pool["type"])
     if bundle is None:
-        if not body.get("work_pool_name"):
+        if pool_type is None or not pool_wants_bundle(pool_type):
             return body, None
-        if pool_type is None:
-            pool_type = str(client.get_work_pool(body["work_pool_name"])["type"])
-        if not pool_wants_bundle(pool_type):
-            return body, None
-    packed, shipped = ship(client, directory, body["entrypoint"])
+    packed, shipped = ship(client, directory, body["entrypoint"], body.get("work_pool_name"))
     options: dict[str, Any] = {"sha256": packed.sha256}
     job_variables = dict(body.get("job_variables") or {})
-    if pool_type == "managed" and REQUIREMENTS_FILE in packed.files:
-        packages = _plain_requirements(directory / REQUIREMENTS_FILE)
+    if pool_type == "managed":
+        packages = _managed_packages(directory, packed.files)
         if packages is not None:
             # The managed pool's environment cache then installs them once per distinct set,
             # instead of every run installing them again.
             existing = job_variables.get("pip_packages") or []
             job_variables["pip_packages"] = [*existing, *packages]
             options["install_requirements"] = False
+    if pool is not None:
+        job_variables.update(stock_job_variables(pool, job_variables))
     new_body = {
         **body,
         "pull_steps": [{PREFIX + "pull_bundle": options}],
@@ -127,6 +134,32 @@ def bundle_body(
         "job_variables": job_variables,
     }
     return new_body, shipped
+
+
+def _is_push(pool_type: str) -> bool:
+    from push_pools import pool_types
+
+    try:
+        return pool_types.get(pool_type).is_push
+    except InvalidInput:
+        return False
+
+
+def _managed_packages(directory: Path, files: tuple[str, ...]) -> list[str] | None:
+    """The project's dependencies as plain requirement strings for a managed pool's cached
+    environment, or None when the run's own pull step must install them (none, or more than
+    plain lines, or a pyproject.toml the run will report as unreadable)."""
+    from push_pools.deploy.dependencies import PYPROJECT_FILE, pyproject_dependencies
+    from push_pools.errors import RunSetupError
+
+    if REQUIREMENTS_FILE in files:
+        return _plain_requirements(directory / REQUIREMENTS_FILE)
+    if PYPROJECT_FILE in files:
+        try:
+            return pyproject_dependencies(directory / PYPROJECT_FILE) or None
+        except RunSetupError:
+            return None
+    return None
 
 
 def _plain_requirements(path: Path) -> list[str] | None:

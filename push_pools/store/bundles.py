@@ -1,4 +1,5 @@
-"""Code bundles in the store: saved once by their sha256, read back whole."""
+"""Code bundles in the store: saved once by their sha256, read back whole (or where a bucket
+holds them: push_pools/bundle_storage.py)."""
 
 from __future__ import annotations
 
@@ -19,19 +20,26 @@ def exists(session: Session, sha256: str) -> int | None:
     ).scalar_one_or_none()
 
 
-def save(session: Session, sha256: str, data: bytes) -> bool:
-    """Store a bundle (whose hash the caller checked); False when it was there already."""
+def save(session: Session, sha256: str, data: bytes, location: str | None = None) -> bool:
+    """Store a bundle (whose hash the caller checked), or only its row when `location` says
+    which bucket object holds its bytes; False when it was there already."""
     if exists(session, sha256) is not None:
         return False
-    session.add(CodeBundle(sha256=sha256, size=len(data), data=data))
+    stored = b"" if location else data
+    session.add(CodeBundle(sha256=sha256, size=len(data), data=stored, location=location))
     session.flush()
     return True
 
 
-def load(session: Session, sha256: str) -> bytes | None:
-    return session.execute(
-        select(CodeBundle.data).where(CodeBundle.sha256 == sha256)
-    ).scalar_one_or_none()
+def load(session: Session, sha256: str) -> bytes | str | None:
+    """The bundle's bytes, or the URL of the bucket object holding them, or None."""
+    row = session.execute(
+        select(CodeBundle.data, CodeBundle.location).where(CodeBundle.sha256 == sha256)
+    ).one_or_none()
+    if row is None:
+        return None
+    data, location = row
+    return location if location else data
 
 
 def bundle_of_steps(steps: object) -> set[str]:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from push_pools import pool_types, templates
+from push_pools import bundle_storage, pool_types, templates
 from push_pools.errors import AlreadyExists, InvalidInput, NotFound
 from push_pools.models import (
     WorkPoolCreate,
@@ -127,6 +127,7 @@ def create_pool(session: Session, body: WorkPoolCreate) -> WorkPool:
     else:
         template = templates.validate_base_job_template(body.base_job_template)
         templates.check_credential_slots(template, pool_type.credential_slots, pool_type.name)
+        bundle_storage.pool_location(template)  # a URL no bucket could have: refused now
     if session.scalar(
         select(WorkPool.id).where(WorkPool.name == body.name, WorkPool.deleted.is_(False))
     ):
@@ -190,6 +191,7 @@ def update_pool(session: Session, name: str, body: WorkPoolUpdate) -> WorkPool:
         template = templates.validate_base_job_template(body.base_job_template)
         pool_type = pool_types.get(pool.type)
         templates.check_credential_slots(template, pool_type.credential_slots, pool_type.name)
+        bundle_storage.pool_location(template)
         pool.base_job_template = template
     if body.description is not None:
         pool.description = body.description

@@ -1,4 +1,5 @@
-"""Forgetting what the store no longer needs: old write receipts and pool tombstones.
+"""Forgetting what the store no longer needs: old write receipts, pool tombstones and code
+bundles no deployment references.
 
 Run from the server's scheduler loop. Each pass is bounded and uses short transactions, and
 takes the write lock only when it has something to delete, so an idle store is only read.
@@ -6,15 +7,25 @@ takes the write lock only when it has something to delete, so an idle store is o
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, delete, exists, select
+from sqlalchemy.orm import Session
 
 from push_pools import pool_types
 from push_pools.states import FINAL, StateType
+from push_pools.store.bundles import bundle_of_steps
 from push_pools.store.db import Store
-from push_pools.store.tables import Deployment, FlowRun, WorkPool, WriteReceipt, utcnow
+from push_pools.store.tables import (
+    CodeBundle,
+    Deployment,
+    FlowRun,
+    WorkPool,
+    WriteReceipt,
+    utcnow,
+)
 
 # A client retries a write within minutes (the engine gives up after far less); a receipt is
 # kept much longer than that, so that a retry is recognised even after a long server outage.
@@ -24,6 +35,12 @@ RECEIPTS_PER_PASS = 2000
 # that its workers and users are told plainly what happened.
 TOMBSTONE_GRACE = timedelta(hours=1)
 TOMBSTONES_PER_PASS = 50
+# `deploy` uploads a bundle before it writes the deployment that references it: a bundle this
+# young may be one whose deployment is on its way, so it stays.
+BUNDLE_GRACE = timedelta(hours=1)
+BUNDLES_PER_PASS = 50
+
+log = logging.getLogger(__name__)
 
 _UNFINISHED = [s.value for s in StateType if s not in FINAL]
 
@@ -32,12 +49,18 @@ _UNFINISHED = [s.value for s in StateType if s not in FINAL]
 class Pruned:
     receipts: int
     pools: int
+    bundles: int = 0
 
 
 def prune(store: Store, now: datetime | None = None) -> Pruned:
-    """One bounded pass: receipts older than RECEIPT_WINDOW, and tombstones nothing needs."""
+    """One bounded pass: receipts older than RECEIPT_WINDOW, tombstones nothing needs, and
+    code bundles no deployment references any more."""
     now = now or utcnow()
-    return Pruned(receipts=prune_receipts(store, now), pools=drop_tombstones(store, now))
+    return Pruned(
+        receipts=prune_receipts(store, now),
+        pools=drop_tombstones(store, now),
+        bundles=drop_bundles(store, now),
+    )
 
 
 def prune_receipts(store: Store, now: datetime) -> int:
@@ -109,3 +132,56 @@ def drop_tombstones(store: Store, now: datetime) -> int:
             .execution_options(synchronize_session=False)
         )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _referenced_bundles(session: Session) -> set[str]:
+    """Every bundle some deployment's pull steps name. A run can download only its own
+    deployment's current bundle (api/run_scope.py), so no unfinished run needs any other one."""
+    referenced: set[str] = set()
+    for steps in session.scalars(select(Deployment.pull_steps)):
+        referenced |= bundle_of_steps(steps)
+    return referenced
+
+
+def drop_bundles(store: Store, now: datetime) -> int:
+    """Delete up to BUNDLES_PER_PASS code bundles older than BUNDLE_GRACE that no deployment
+    references, and the bucket objects of those a pool's bucket held."""
+    cutoff = now - BUNDLE_GRACE
+    with store.read_session() as session:
+        old = set(session.scalars(select(CodeBundle.sha256).where(CodeBundle.created < cutoff)))
+        if not old:
+            return 0  # the usual case: only the cheap query above
+        unused = sorted(old - _referenced_bundles(session))[:BUNDLES_PER_PASS]
+    if not unused:
+        return 0
+    with store.session() as session:
+        # Checked again under the write lock: a deploy may have named one of them since.
+        unused = sorted(set(unused) - _referenced_bundles(session))
+        locations = [
+            location
+            for location in session.scalars(
+                select(CodeBundle.location).where(
+                    CodeBundle.sha256.in_(unused), CodeBundle.location.is_not(None)
+                )
+            )
+            if location
+        ]
+        session.execute(
+            delete(CodeBundle)
+            .where(CodeBundle.sha256.in_(unused))
+            .execution_options(synchronize_session=False)
+        )
+    # After the rows: a bucket object whose row is gone is only wasted space, a row whose
+    # object is gone would be a bundle that cannot be read.
+    _delete_bucket_objects(locations)
+    return len(unused)
+
+
+def _delete_bucket_objects(locations: list[str]) -> None:
+    from push_pools import bundle_storage
+
+    for location in locations:
+        try:
+            bundle_storage.delete(location)
+        except Exception as exc:  # one bucket's trouble must not stop the pass
+            log.warning("could not delete the pruned code bundle %s: %s", location, exc)

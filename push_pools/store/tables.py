@@ -341,10 +341,13 @@ class LogUsage(Base):
 
 class CodeBundle(Base):
     """A project's code as `deploy` packed it (push_pools/deploy/bundle.py), named by the
-    sha256 of its bytes; kept in the store so every server on one database can serve it."""
+    sha256 of its bytes; kept in the store so every server on one database can serve it, or in
+    the bucket its pool names (push_pools/bundle_storage.py): then `location` is the object's
+    URL and `data` is empty."""
 
     __tablename__ = "code_bundles"
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    location: Mapped[str | None] = mapped_column(String(1024), nullable=True, default=None)
     created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from push_pools import pool_types
+from push_pools import bundle_storage, pool_types
 
 __all__ = [
     "DEFAULT_COMMAND",
@@ -27,8 +27,9 @@ __all__ = [
     "default_template",
 ]
 
-# A stock image until code delivery exists: it has Python, but the flow's image must add
-# push-pools and the flow's dependencies (set `image` on the pool or the deployment).
+# A stock image: it has Python only. A code bundle deploy (the default for this pool) records
+# python:<its version>-slim and the bootstrap command on the deployment, which installs
+# push-pools at run start (deploy/stock_image.py); an image of one's own skips that.
 DEFAULT_IMAGE = "python:3.12-slim"
 DEFAULT_COMMAND = "python -m push_pools.engine"
 DEFAULT_CPU = 1.0
@@ -68,7 +69,7 @@ def _string_list(title: str, description: str) -> dict[str, Any]:
 
 def default_template() -> dict[str, Any]:
     """The default base job template, in Prefect's shape; a fresh dict on every call."""
-    return {
+    template: dict[str, Any] = {
         "job_configuration": {name: "{{ " + name + " }}" for name in VARIABLES},
         "variables": {
             "description": (
@@ -83,7 +84,8 @@ def default_template() -> dict[str, Any]:
                     "description": (
                         "Container image that runs the flow, e.g. myregistry.azurecr.io/etl:v3. "
                         "It needs Python, push-pools and the flow's dependencies; the default "
-                        f"{DEFAULT_IMAGE!r} has Python only."
+                        f"{DEFAULT_IMAGE!r} has Python only: a code bundle deploy runs it with a "
+                        "bootstrap that installs push-pools."
                     ),
                     "type": "string",
                     "minLength": 1,
@@ -240,6 +242,9 @@ def default_template() -> dict[str, Any]:
             },
         },
     }
+    # Not a job_configuration field: the server reads the pool's value when storing bundles.
+    template["variables"]["properties"][bundle_storage.VARIABLE] = bundle_storage.variable_schema()
+    return template
 
 
 def not_ready_reason(values: dict[str, Any]) -> str | None:

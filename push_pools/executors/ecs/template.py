@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from push_pools import pool_types
+from push_pools import bundle_storage, pool_types
 from push_pools.errors import InvalidInput
 
 __all__ = [
@@ -29,9 +29,9 @@ __all__ = [
     "validate_job_variables",
 ]
 
-# A name, not a published image: build one FROM python with `pip install push-pools` and the
-# flow's dependencies, push it to a registry the execution role can pull from (ECR), and set it
-# as the pool's or deployment's `image`. Keeping a placeholder (rather than python:3.11-slim)
+# A name, not a published image. A bundle deploy (the default for this pool) replaces it with a
+# stock python image and the bootstrap command on the deployment (deploy/stock_image.py); other
+# deployments name an image of their own. Keeping a placeholder (rather than python:3.12-slim)
 # makes a forgotten image fail at pull time with a message naming it, not later at import time.
 DEFAULT_IMAGE = "push-pools/flow-runner:latest"
 DEFAULT_COMMAND = "python -m push_pools.engine"
@@ -188,7 +188,7 @@ def default_template() -> dict[str, Any]:
         "aws_credentials",
         "endpoint_url",
     ]
-    return {
+    template: dict[str, Any] = {
         "job_configuration": {name: "{{ " + name + " }}" for name in variables},
         "variables": {
             "description": (
@@ -205,8 +205,9 @@ def default_template() -> dict[str, Any]:
                         "Container image that runs the flow; it needs Python, push-pools and "
                         "the flow's dependencies, e.g. "
                         "123456789012.dkr.ecr.eu-west-1.amazonaws.com/flows:2024-06-01. "
-                        f"The default {DEFAULT_IMAGE!r} is a placeholder name: build and push "
-                        "your own image and set it here."
+                        f"The default {DEFAULT_IMAGE!r} is a placeholder name: a code bundle "
+                        "deploy runs on python:<its version>-slim with a bootstrap that "
+                        "installs push-pools; otherwise build and push your own image."
                     ),
                     "type": "string",
                     "minLength": 1,
@@ -505,6 +506,9 @@ def default_template() -> dict[str, Any]:
             },
         },
     }
+    # Not a job_configuration field: the server reads the pool's value when storing bundles.
+    template["variables"]["properties"][bundle_storage.VARIABLE] = bundle_storage.variable_schema()
+    return template
 
 
 def not_ready_reason(values: dict[str, Any]) -> str | None:
