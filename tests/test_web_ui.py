@@ -191,3 +191,47 @@ def test_pages_fit_a_phone_and_are_keyboard_reachable(
         page.wait_for_url("**/work-pools/new")
     finally:
         context.close()
+
+
+def test_a_pools_job_variables_edited_in_the_ui_reach_its_next_run(
+    server: Any, client: Any, page: Any, flow_dir: Path, worker_factory: Callable[..., Any]
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deployment = deploy(client, flow_dir, "show_env", parameters={"key": "GREETING"})
+    page.goto(f"{base(server)}/work-pools/pool")
+    page.get_by_role("link", name="Edit").click()
+    page.get_by_label("Environment Variables").fill('{"GREETING": "set in the UI"}')
+    page.get_by_label("Concurrency limit").fill("3")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/work-pools/pool")
+    assert "concurrency 3" in page.locator("#pool-head").inner_text()
+    pool = client.get_work_pool("pool")
+    assert pool["base_job_template"]["variables"]["properties"]["env"]["default"] == {
+        "GREETING": "set in the UI"
+    }
+    worker_factory("pool")
+    page.goto(f"{base(server)}/deployments/{deployment['id']}/run")
+    page.get_by_role("button", name="Run").click()
+    page.wait_for_url("**/flow-runs/*")
+    page.locator(".badge.state-completed").first.wait_for()
+    assert page.locator("#result").inner_text() == "set in the UI"
+
+
+def test_a_pool_edit_with_bad_values_keeps_the_pool_and_says_why(
+    server: Any, client: Any, page: Any
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process", "concurrency_limit": 2})
+    page.goto(f"{base(server)}/work-pools/pool/edit")
+    page.get_by_label("Concurrency limit").fill("-1")
+    page.get_by_label("Environment Variables").fill("{not json")
+    page.get_by_role("button", name="Save").click()
+    assert "not valid JSON" in page.locator("#err-var\\.env").inner_text()
+    page.get_by_label("Environment Variables").fill("{}")
+    page.get_by_role("button", name="Save").click()
+    assert "greater than or equal to 0" in page.locator("#err-concurrency_limit").inner_text()
+    page.get_by_label("Concurrency limit").fill("")
+    page.locator("#base_job_template").evaluate("el => el.closest('details').open = true")
+    page.locator("#base_job_template").fill('{"job_configuration": {}, "variables": []}')
+    page.get_by_role("button", name="Save").click()
+    assert page.locator("#err-base_job_template").inner_text()
+    assert client.get_work_pool("pool")["concurrency_limit"] == 2
