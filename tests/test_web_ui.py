@@ -235,3 +235,37 @@ def test_a_pool_edit_with_bad_values_keeps_the_pool_and_says_why(
     page.get_by_role("button", name="Save").click()
     assert page.locator("#err-base_job_template").inner_text()
     assert client.get_work_pool("pool")["concurrency_limit"] == 2
+
+
+def test_deleting_a_pool_with_work_needs_force_and_its_page_then_says_deleted(
+    server: Any, client: Any, page: Any, flow_dir: Path, cli: Callable[..., Any]
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deployment = deploy(client, flow_dir, "greet")
+    client.create_run(deployment["id"], {})
+    page.goto(f"{base(server)}/work-pools/pool")
+    page.get_by_role("link", name="Delete").click()
+    assert "1 unfinished run" in page.locator("main").inner_text()
+    page.get_by_role("button", name="Delete pool").click()
+    assert "tick this" in page.locator("#err-force").inner_text()
+    assert "pool" in cli("work-pool", "ls").stdout
+    page.get_by_label("Also pause its deployments and cancel its runs").check()
+    page.get_by_role("button", name="Delete pool").click()
+    page.wait_for_url("**/work-pools/pool")
+    assert "was deleted" in page.locator("#deleted").inner_text()
+    assert client.get_deployment(deployment["id"])["paused"] is True
+    assert client.list_runs()[0]["state"] == "CANCELLED"
+    page.goto(f"{base(server)}/work-pools/pool/edit")
+    assert "was deleted" in page.locator("main").inner_text()
+
+
+def test_a_pool_without_work_is_deleted_after_one_confirmation(
+    server: Any, client: Any, page: Any
+) -> None:
+    client.create_work_pool({"name": "idle", "type": "process"})
+    page.goto(f"{base(server)}/work-pools/idle/delete")
+    assert page.get_by_label("Also pause its deployments and cancel its runs").count() == 0
+    page.get_by_role("button", name="Delete idle").click()
+    page.wait_for_url("**/work-pools/idle")
+    assert "was deleted" in page.locator("#deleted").inner_text()
+    assert [p["name"] for p in client.list_work_pools()] == []

@@ -23,6 +23,7 @@ def install(app: FastAPI) -> None:
         deployments,
         docs,
         errors,
+        pool_delete,
         pool_edit,
         pools,
         runs,
@@ -30,6 +31,6 @@ def install(app: FastAPI) -> None:
 
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
     docs.install(app)
-    for module in (auth, dashboard, pools, pool_edit, deployments, runs, blocks):
+    for module in (auth, dashboard, pools, pool_edit, pool_delete, deployments, runs, blocks):
         app.include_router(module.router, include_in_schema=False)
     errors.install(app)

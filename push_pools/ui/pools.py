@@ -13,11 +13,11 @@ from sqlalchemy import select
 from push_pools import pool_types
 from push_pools.api import pools as pool_api
 from push_pools.api.deps import IsolationDep, NotifierDep, SessionDep, StoreRoute
-from push_pools.errors import PushPoolsError
+from push_pools.errors import NotFound, PushPoolsError
 from push_pools.models import WorkPoolCreate, WorkPoolUpdate
 from push_pools.store import runs as run_store
 from push_pools.store.tables import Worker
-from push_pools.ui import job_form
+from push_pools.ui import job_form, pool_delete
 from push_pools.ui.forms import FormDep, field_errors
 
 router = APIRouter(route_class=StoreRoute)
@@ -113,7 +113,13 @@ def pool_page(
 ) -> HTMLResponse:
     from push_pools.ui.render import page
 
-    pool = pool_api.get_work_pool(name, session, isolation)
+    try:
+        pool = pool_api.get_work_pool(name, session, isolation)
+    except NotFound:
+        gone = pool_delete.tombstone(session, name)
+        if gone is None:
+            raise
+        return page(request, "pool_deleted.html", status=404, name=name, pool=gone)
     runs = run_store.runs_out(session, run_store.list_runs(session, work_pool_id=pool.id, limit=50))
     return page(
         request,
