@@ -269,3 +269,35 @@ def test_a_pool_without_work_is_deleted_after_one_confirmation(
     page.wait_for_url("**/work-pools/idle")
     assert "was deleted" in page.locator("#deleted").inner_text()
     assert [p["name"] for p in client.list_work_pools()] == []
+
+
+def test_work_queues_are_added_edited_and_paused_on_the_pool_page(
+    server: Any, client: Any, page: Any
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    page.goto(f"{base(server)}/work-pools/pool")
+    page.get_by_role("link", name="Add a work queue").click()
+    page.get_by_label("Queue name").fill("urgent")
+    page.get_by_label("Priority").fill("0")
+    page.get_by_role("button", name="Add queue").click()
+    assert "greater than or equal to 1" in page.locator("#err-priority").inner_text()
+    page.get_by_label("Priority").fill("2")
+    page.get_by_label("Concurrency limit").fill("5")
+    page.get_by_role("button", name="Add queue").click()
+    page.wait_for_url("**/work-pools/pool?tab=queues")
+    row = page.locator('tr[data-queue="urgent"]')
+    assert "NOT_READY" in row.inner_text()
+    page.get_by_role("link", name="Edit queue urgent").click()
+    page.get_by_label("Concurrency limit").fill("")
+    page.get_by_label("Priority").fill("1")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/work-pools/pool?tab=queues")
+    page.get_by_role("button", name="Pause queue urgent").click()
+    page.wait_for_url("**/work-pools/pool?tab=queues")
+    assert "PAUSED" in page.locator('tr[data-queue="urgent"] .status').inner_text()
+    queue = client.get_work_queue("pool", "urgent")
+    assert (queue["priority"], queue["concurrency_limit"], queue["paused"]) == (1, None, True)
+    _shot(page, "work-pool")
+    page.get_by_role("button", name="Resume queue urgent").click()
+    page.wait_for_url("**/work-pools/pool?tab=queues")
+    assert client.get_work_queue("pool", "urgent")["paused"] is False

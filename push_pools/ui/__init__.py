@@ -26,11 +26,22 @@ def install(app: FastAPI) -> None:
         pool_delete,
         pool_edit,
         pools,
+        queues,
         runs,
     )
 
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
     docs.install(app)
-    for module in (auth, dashboard, pools, pool_edit, pool_delete, deployments, runs, blocks):
+    for module in (
+        auth,
+        dashboard,
+        pools,
+        pool_edit,
+        pool_delete,
+        queues,
+        deployments,
+        runs,
+        blocks,
+    ):
         app.include_router(module.router, include_in_schema=False)
     errors.install(app)
