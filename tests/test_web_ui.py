@@ -301,3 +301,55 @@ def test_work_queues_are_added_edited_and_paused_on_the_pool_page(
     page.get_by_role("button", name="Resume queue urgent").click()
     page.wait_for_url("**/work-pools/pool?tab=queues")
     assert client.get_work_queue("pool", "urgent")["paused"] is False
+
+
+def test_retry_runs_the_deployment_again_with_the_same_parameters_and_job_variables(
+    server: Any, client: Any, page: Any, flow_dir: Path, worker_factory: Callable[..., Any]
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deployment = deploy(client, flow_dir, "show_env", parameters={"key": "WHO"})
+    first = client.create_run(
+        deployment["id"],
+        {"parameters": {"key": "WHO"}, "job_variables": {"env": {"WHO": "again"}}},
+    )
+    worker_factory("pool")
+    page.goto(f"{base(server)}/flow-runs/{first['id']}")
+    page.locator(".badge.state-completed").first.wait_for()
+    page.get_by_role("button", name="Retry").click()
+    page.wait_for_url(lambda url: first["id"] not in url)
+    page.locator(".badge.state-completed").first.wait_for()
+    assert page.locator("#result").inner_text() == "again"
+    runs = client.list_runs()
+    assert len(runs) == 2
+    assert {(str(r["parameters"]), str(r["job_variables"])) for r in runs} == {
+        (str({"key": "WHO"}), str({"env": {"WHO": "again"}}))
+    }
+
+
+def test_retry_of_a_run_whose_deployment_was_deleted_says_so(
+    server: Any, client: Any, page: Any, flow_dir: Path
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deployment = deploy(client, flow_dir, "greet")
+    run = client.create_run(deployment["id"], {})
+    client.cancel_run(run["id"])
+    client.delete_deployment(deployment["id"])
+    page.goto(f"{base(server)}/flow-runs/{run['id']}")
+    page.get_by_role("button", name="Retry").click()
+    assert "deployment was deleted" in page.locator("#err-retry").inner_text()
+    assert len(client.list_runs()) == 1
+
+
+def test_a_runs_cloud_infrastructure_links_to_its_console(
+    server: Any, client: Any, page: Any, flow_dir: Path
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    run = client.create_run(deploy(client, flow_dir, "greet")["id"], {})
+    group = "aci:sub-1:my-rg:pp-run-1"
+    client.set_state(run["id"], {"type": "PENDING", "infrastructure_id": group})
+    page.goto(f"{base(server)}/flow-runs/{run['id']}")
+    link = page.get_by_role("link", name="open in the cloud console")
+    assert link.get_attribute("href") == (
+        "https://portal.azure.com/#@/resource/subscriptions/sub-1/resourceGroups/my-rg"
+        "/providers/Microsoft.ContainerInstance/containerGroups/pp-run-1/overview"
+    )
