@@ -353,3 +353,46 @@ def test_a_runs_cloud_infrastructure_links_to_its_console(
         "https://portal.azure.com/#@/resource/subscriptions/sub-1/resourceGroups/my-rg"
         "/providers/Microsoft.ContainerInstance/containerGroups/pp-run-1/overview"
     )
+
+
+def test_a_push_pools_page_shows_what_was_provisioned_with_console_links(
+    server: Any, client: Any, page: Any
+) -> None:
+    client.create_work_pool({"name": "ecs-pool", "type": "ecs:push"})
+    cluster = "arn:aws:ecs:eu-west-1:123456789012:cluster/pp-ecs-pool"
+    client.save_infrastructure(
+        "ecs-pool",
+        {
+            "step": "cluster",
+            "kind": "aws:ecs:cluster",
+            "identifier": cluster,
+            "created": True,
+            "data": {"name": "pp-ecs-pool", "region": "eu-west-1"},
+        },
+    )
+    client.save_infrastructure(
+        "ecs-pool",
+        {
+            "step": "vpc",
+            "kind": "aws:ec2:vpc",
+            "identifier": "arn:aws:ec2:eu-west-1:123456789012:vpc/vpc-0abc",
+            "created": False,
+            "data": {"vpc_id": "vpc-0abc"},
+        },
+    )
+    page.goto(f"{base(server)}/work-pools/ecs-pool")
+    page.get_by_role("link", name="Provisioning").click()
+    cluster_row = page.locator('tr[data-step="cluster"]')
+    assert "created" in cluster_row.inner_text()
+    assert cluster_row.get_by_role("link").get_attribute("href") == (
+        "https://eu-west-1.console.aws.amazon.com/ecs/v2/clusters/pp-ecs-pool?region=eu-west-1"
+    )
+    assert "adopted" in page.locator('tr[data-step="vpc"]').inner_text()
+    _shot(page, "work-pool-provisioning")
+
+
+def test_a_worker_pool_has_no_provisioning_tab(server: Any, client: Any, page: Any) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    page.goto(f"{base(server)}/work-pools/pool?tab=provisioning")
+    assert page.get_by_role("link", name="Provisioning").count() == 0
+    assert page.locator("#pool-tab").get_by_text("default").count() == 1

@@ -64,3 +64,64 @@ def for_infrastructure(infrastructure_id: str | None) -> str | None:
         if len(parts) == 3 and all(parts):
             return aci_group(*parts)
     return None
+
+
+_ARN = re.compile(r"^arn:aws[\w-]*:([^:]+):([^:]*):([^:]*):(.+)$")
+_GCP = "https://console.cloud.google.com"
+
+
+def _aws(arn: str) -> str | None:
+    match = _ARN.match(arn)
+    if match is None:
+        return None
+    service, region, account, resource = match.groups()
+    kind, _, name = resource.partition("/")
+    if service == "iam" and kind in ("role", "user"):
+        return f"https://console.aws.amazon.com/iam/home#/{kind}s/details/{_q(name)}"
+    if service == "iam" and kind == "policy":
+        return f"https://console.aws.amazon.com/iam/home#/policies/details/{_q(arn)}"
+    if not region:
+        return None
+    home = f"https://{_q(region)}.console.aws.amazon.com"
+    if service == "ecs" and kind == "cluster":
+        return f"{home}/ecs/v2/clusters/{_q(name)}?region={_q(region)}"
+    if service == "ecr" and kind == "repository":
+        return f"{home}/ecr/repositories/private/{_q(account)}/{_q(name)}?region={_q(region)}"
+    if service == "logs" and resource.startswith("log-group:"):
+        group = resource.removeprefix("log-group:").removesuffix(":*")
+        # The console wants the group's '/' as '$252F' (escaped twice) in its fragment.
+        escaped = quote(quote(group, safe=""), safe="").replace("%", "$")
+        return f"{home}/cloudwatch/home?region={_q(region)}#logsV2:log-groups/log-group/{escaped}"
+    if service == "ec2" and kind == "vpc":
+        return f"{home}/vpcconsole/home?region={_q(region)}#VpcDetails:VpcId={_q(name)}"
+    if service == "ec2" and kind == "security-group":
+        return f"{home}/ec2/home?region={_q(region)}#SecurityGroup:groupId={_q(name)}"
+    return None
+
+
+def _gcp(name: str) -> str | None:
+    parts = name.split("/")
+    if len(parts) < 2 or parts[0] != "projects" or not parts[1]:
+        return None
+    project = _q(parts[1])
+    if len(parts) == 2:
+        return f"{_GCP}/home/dashboard?project={project}"
+    if parts[2] == "services":
+        return f"{_GCP}/apis/dashboard?project={project}"
+    if parts[2] == "serviceAccounts":
+        return f"{_GCP}/iam-admin/serviceaccounts?project={project}"
+    if len(parts) == 6 and parts[2] == "locations" and parts[4] == "repositories":
+        return f"{_GCP}/artifacts/docker/{project}/{_q(parts[3])}/{_q(parts[5])}?project={project}"
+    return None
+
+
+def for_record(identifier: str) -> str | None:
+    """The console page of a provisioned resource, from its record's identifier (an ARN, a
+    Google resource name or an Azure resource id); None for what has no page of its own."""
+    if identifier.startswith("/subscriptions/"):
+        return azure_resource(identifier)
+    if identifier.startswith("arn:"):
+        return _aws(identifier)
+    if identifier.startswith("projects/"):
+        return _gcp(identifier)
+    return None

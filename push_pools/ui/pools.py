@@ -15,9 +15,10 @@ from push_pools.api import pools as pool_api
 from push_pools.api.deps import IsolationDep, NotifierDep, SessionDep, StoreRoute
 from push_pools.errors import NotFound, PushPoolsError
 from push_pools.models import WorkPoolCreate, WorkPoolUpdate
+from push_pools.store import infrastructure
 from push_pools.store import runs as run_store
 from push_pools.store.tables import Worker
-from push_pools.ui import job_form, pool_delete
+from push_pools.ui import console_links, job_form, pool_delete
 from push_pools.ui.forms import FormDep, field_errors
 
 router = APIRouter(route_class=StoreRoute)
@@ -120,14 +121,29 @@ def pool_page(
         if gone is None:
             raise
         return page(request, "pool_deleted.html", status=404, name=name, pool=gone)
-    runs = run_store.runs_out(session, run_store.list_runs(session, work_pool_id=pool.id, limit=50))
+    is_push = pool_types.get(pool.type).is_push
+    tabs = ["queues", "workers", "runs"] + (["provisioning"] if is_push else [])
+    tab = tab if tab in tabs else "queues"
+    runs = []
+    if tab == "runs":
+        runs = run_store.runs_out(
+            session, run_store.list_runs(session, work_pool_id=pool.id, limit=50)
+        )
+    records = []
+    if tab == "provisioning":
+        records = [
+            {"record": r, "console": console_links.for_record(r.identifier)}
+            for r in infrastructure.list_records(session, pool.name)
+        ]
     return page(
         request,
         "pool.html",
         pool=pool,
-        workers=_workers(session, [pool.id])[pool.id],
+        workers=_workers(session, [pool.id])[pool.id] if tab == "workers" else [],
         runs=runs,
-        tab=tab if tab in ("queues", "workers", "runs") else "queues",
+        records=records,
+        is_push=is_push,
+        tab=tab,
     )
 
 
