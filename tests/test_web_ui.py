@@ -199,7 +199,7 @@ def test_a_pools_job_variables_edited_in_the_ui_reach_its_next_run(
     client.create_work_pool({"name": "pool", "type": "process"})
     deployment = deploy(client, flow_dir, "show_env", parameters={"key": "GREETING"})
     page.goto(f"{base(server)}/work-pools/pool")
-    page.get_by_role("link", name="Edit").click()
+    page.get_by_role("link", name="Edit", exact=True).click()
     page.get_by_label("Environment Variables").fill('{"GREETING": "set in the UI"}')
     page.get_by_label("Concurrency limit").fill("3")
     page.get_by_role("button", name="Save").click()
