@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -396,3 +397,37 @@ def test_a_worker_pool_has_no_provisioning_tab(server: Any, client: Any, page: A
     page.goto(f"{base(server)}/work-pools/pool?tab=provisioning")
     assert page.get_by_role("link", name="Provisioning").count() == 0
     assert page.locator("#pool-tab").get_by_text("default").count() == 1
+
+
+def _runs_ago(client: Any, deployment_id: str, *ages: timedelta) -> None:
+    now = datetime.now(UTC)
+    for age in ages:
+        client.create_run(deployment_id, {"scheduled_time": (now - age).isoformat()})
+
+
+def test_the_runs_list_filters_by_time_and_pages_keeping_its_filters(
+    server: Any, client: Any, page: Any, flow_dir: Path
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deployment = deploy(client, flow_dir, "greet")
+    minutes = [timedelta(minutes=i + 1) for i in range(53)]
+    _runs_ago(client, deployment["id"], *minutes, timedelta(days=3), timedelta(days=10))
+    page.goto(f"{base(server)}/flow-runs")
+    page.get_by_label("When").select_option(label="last 24 hours")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("#runs tbody tr")
+    assert rows.count() == 50
+    page.get_by_role("link", name="Older runs").click()
+    assert "since=day" in page.url
+    assert rows.count() == 3
+    assert page.get_by_role("link", name="Older runs").count() == 0
+    page.get_by_role("link", name="Newest").click()
+    assert rows.count() == 50 and "since=day" in page.url and "before=" not in page.url
+    page.goto(f"{base(server)}/flow-runs?since=week&before=x")
+    assert "not a page of this list" in page.locator("[role=alert]").inner_text()
+    page.goto(f"{base(server)}/flow-runs?since=week")
+    page.get_by_role("link", name="Older runs").click()
+    assert rows.count() == 4  # the run of 3 days ago, not the one of 10 days ago
+    page.goto(f"{base(server)}/flow-runs")
+    page.get_by_role("link", name="Older runs").click()
+    assert rows.count() == 5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
@@ -9,14 +11,16 @@ from sqlalchemy.orm import Session
 from push_pools.api import deployments as deployment_api
 from push_pools.api import runs as run_api
 from push_pools.api.deps import NotifierDep, SessionDep, StoreRoute
-from push_pools.errors import NotFound, PushPoolsError
+from push_pools.errors import InvalidInput, NotFound, PushPoolsError
 from push_pools.models import RunCreate
 from push_pools.states import FINAL, StateType
+from push_pools.store import deployments as deployment_store
+from push_pools.store import pools as pool_store
 from push_pools.store import runs as run_store
-from push_pools.ui import console_links
+from push_pools.ui import console_links, run_list
 
 router = APIRouter(route_class=StoreRoute)
-PAGE_SIZE = 100
+PAGE_SIZE = 50
 
 
 @router.get("/flow-runs")
@@ -26,32 +30,53 @@ def runs_page(
     state: str = "",
     pool: str = "",
     deployment: str = "",
+    since: str = "",
+    before: str = "",
 ) -> HTMLResponse:
     from push_pools.ui.render import page
 
     error = None
-    runs = []
+    found = run_list.RunPage([], [], None)
+    filters = {"state": state, "pool": pool, "deployment": deployment, "since": since}
     try:
-        states = [StateType(state)] if state else None
-        runs = run_api.list_flow_runs(
+        chosen = StateType(state) if state else None
+        found = run_list.runs_page(
             session,
-            state=states,
-            deployment=deployment or None,
-            work_pool=pool or None,
-            limit=PAGE_SIZE,
+            state=chosen,
+            deployment_id=_deployment_id(session, deployment),
+            work_pool_id=pool_store.get_pool(session, pool).id if pool else None,
+            window=since,
+            cursor=before,
+            size=PAGE_SIZE,
         )
     except ValueError:
         error = f"{state!r} is not a state"
     except PushPoolsError as exc:
         error = exc.message
+    kept = {k: v for k, v in filters.items() if v}
     return page(
         request,
         "runs.html",
-        runs=runs,
+        runs=found.runs,
+        upcoming=found.upcoming,
+        next_page=urlencode({**kept, "before": found.next_cursor}) if found.next_cursor else None,
+        first_page=urlencode(kept) if before else None,
         states=[s.value for s in StateType],
-        filters={"state": state, "pool": pool, "deployment": deployment},
+        windows=run_list.WINDOWS,
+        filters=filters,
         error=error,
     )
+
+
+def _deployment_id(session: Session, full_name: str) -> str | None:
+    if not full_name:
+        return None
+    flow_name, sep, name = full_name.partition("/")
+    if not sep:
+        raise InvalidInput(
+            f"'{full_name}' is not a deployment name: use 'flow-name/deployment-name'"
+        )
+    return deployment_store.get_deployment_by_name(session, flow_name, name).id
 
 
 def _run_page(
