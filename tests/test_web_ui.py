@@ -24,6 +24,14 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def expect(locator: Any) -> Any:
+    """Playwright's retrying assertions, imported where a browser test runs."""
+    from playwright.sync_api import expect as playwright_expect
+
+    playwright_expect.set_options(timeout=20_000)
+    return playwright_expect(locator)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
@@ -203,6 +211,7 @@ def test_a_pools_job_variables_edited_in_the_ui_reach_its_next_run(
     page.get_by_role("link", name="Edit", exact=True).click()
     page.get_by_label("Environment Variables").fill('{"GREETING": "set in the UI"}')
     page.get_by_label("Concurrency limit").fill("3")
+    _shot(page, "work-pool-edit")
     page.get_by_role("button", name="Save").click()
     page.wait_for_url("**/work-pools/pool")
     assert "concurrency 3" in page.locator("#pool-head").inner_text()
@@ -294,13 +303,13 @@ def test_work_queues_are_added_edited_and_paused_on_the_pool_page(
     page.get_by_role("button", name="Save").click()
     page.wait_for_url("**/work-pools/pool?tab=queues")
     page.get_by_role("button", name="Pause queue urgent").click()
-    page.wait_for_url("**/work-pools/pool?tab=queues")
-    assert "PAUSED" in page.locator('tr[data-queue="urgent"] .status').inner_text()
+    # The same URL again: wait for the new page's row rather than for the URL.
+    expect(page.locator('tr[data-queue="urgent"] .status')).to_contain_text("PAUSED")
     queue = client.get_work_queue("pool", "urgent")
     assert (queue["priority"], queue["concurrency_limit"], queue["paused"]) == (1, None, True)
     _shot(page, "work-pool")
     page.get_by_role("button", name="Resume queue urgent").click()
-    page.wait_for_url("**/work-pools/pool?tab=queues")
+    expect(page.locator('tr[data-queue="urgent"] .status')).to_contain_text("NOT_READY")
     assert client.get_work_queue("pool", "urgent")["paused"] is False
 
 
@@ -415,19 +424,26 @@ def test_the_runs_list_filters_by_time_and_pages_keeping_its_filters(
     page.goto(f"{base(server)}/flow-runs")
     page.get_by_label("When").select_option(label="last 24 hours")
     page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/flow-runs?*since=day*")
     rows = page.locator("#runs tbody tr")
-    assert rows.count() == 50
+    expect(rows).to_have_count(50)
     page.get_by_role("link", name="Older runs").click()
+    page.wait_for_url("**before=*")
     assert "since=day" in page.url
-    assert rows.count() == 3
+    expect(rows).to_have_count(3)
     assert page.get_by_role("link", name="Older runs").count() == 0
     page.get_by_role("link", name="Newest").click()
-    assert rows.count() == 50 and "since=day" in page.url and "before=" not in page.url
+    page.wait_for_url(lambda url: "before=" not in url)
+    assert "since=day" in page.url
+    expect(rows).to_have_count(50)
     page.goto(f"{base(server)}/flow-runs?since=week&before=x")
     assert "not a page of this list" in page.locator("[role=alert]").inner_text()
     page.goto(f"{base(server)}/flow-runs?since=week")
     page.get_by_role("link", name="Older runs").click()
-    assert rows.count() == 4  # the run of 3 days ago, not the one of 10 days ago
+    page.wait_for_url("**before=*")
+    expect(rows).to_have_count(4)  # the run of 3 days ago, not the one of 10 days ago
     page.goto(f"{base(server)}/flow-runs")
+    _shot(page, "flow-runs")
     page.get_by_role("link", name="Older runs").click()
-    assert rows.count() == 5
+    page.wait_for_url("**before=*")
+    expect(rows).to_have_count(5)
