@@ -438,6 +438,8 @@ def test_the_runs_list_filters_by_time_and_pages_keeping_its_filters(
     expect(rows).to_have_count(50)
     page.goto(f"{base(server)}/flow-runs?since=week&before=x")
     assert "not a page of this list" in page.locator("[role=alert]").inner_text()
+    page.goto(f"{base(server)}/flow-runs?since=year")
+    assert "'year' is not a time window" in page.locator("[role=alert]").inner_text()
     page.goto(f"{base(server)}/flow-runs?since=week")
     page.get_by_role("link", name="Older runs").click()
     page.wait_for_url("**before=*")

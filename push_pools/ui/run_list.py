@@ -94,6 +94,10 @@ def runs_page(
 ) -> RunPage:
     """Runs due by now (within `window` of it), newest first, `size` after `cursor`; and on the
     first page of the whole history, the next runs scheduled ahead, soonest first."""
+    if window and window not in WINDOWS:
+        raise InvalidInput(
+            f"{window!r} is not a time window: use {', '.join(WINDOWS)} or leave it out"
+        )
     now = utcnow()
     columns = select(
         FlowRun.id,
