@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,14 @@ IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 pytestmark = pytest.mark.skipif(
     shutil.which(CHROMIUM) is None, reason="needs Debian's chromium (apt-get install chromium)"
 )
+
+
+def expect(locator: Any) -> Any:
+    """Playwright's retrying assertions, imported where a browser test runs."""
+    from playwright.sync_api import expect as playwright_expect
+
+    playwright_expect.set_options(timeout=20_000)
+    return playwright_expect(locator)
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +200,252 @@ def test_pages_fit_a_phone_and_are_keyboard_reachable(
         page.wait_for_url("**/work-pools/new")
     finally:
         context.close()
+
+
+def test_a_pools_job_variables_edited_in_the_ui_reach_its_next_run(
+    server: Any, client: Any, page: Any, flow_dir: Path, worker_factory: Callable[..., Any]
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deployment = deploy(client, flow_dir, "show_env", parameters={"key": "GREETING"})
+    page.goto(f"{base(server)}/work-pools/pool")
+    page.get_by_role("link", name="Edit", exact=True).click()
+    page.get_by_label("Environment Variables").fill('{"GREETING": "set in the UI"}')
+    page.get_by_label("Concurrency limit").fill("3")
+    _shot(page, "work-pool-edit")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/work-pools/pool")
+    assert "concurrency 3" in page.locator("#pool-head").inner_text()
+    pool = client.get_work_pool("pool")
+    assert pool["base_job_template"]["variables"]["properties"]["env"]["default"] == {
+        "GREETING": "set in the UI"
+    }
+    worker_factory("pool")
+    page.goto(f"{base(server)}/deployments/{deployment['id']}/run")
+    page.get_by_role("button", name="Run").click()
+    page.wait_for_url("**/flow-runs/*")
+    page.locator(".badge.state-completed").first.wait_for()
+    assert page.locator("#result").inner_text() == "set in the UI"
+
+
+def test_a_pool_edit_with_bad_values_keeps_the_pool_and_says_why(
+    server: Any, client: Any, page: Any
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process", "concurrency_limit": 2})
+    page.goto(f"{base(server)}/work-pools/pool/edit")
+    page.get_by_label("Concurrency limit").fill("-1")
+    page.get_by_label("Environment Variables").fill("{not json")
+    page.get_by_role("button", name="Save").click()
+    assert "not valid JSON" in page.locator("#err-var\\.env").inner_text()
+    page.get_by_label("Environment Variables").fill("{}")
+    page.get_by_role("button", name="Save").click()
+    assert "greater than or equal to 0" in page.locator("#err-concurrency_limit").inner_text()
+    page.get_by_label("Concurrency limit").fill("")
+    page.locator("#base_job_template").evaluate("el => el.closest('details').open = true")
+    page.locator("#base_job_template").fill('{"job_configuration": {}, "variables": []}')
+    page.get_by_role("button", name="Save").click()
+    assert page.locator("#err-base_job_template").inner_text()
+    assert client.get_work_pool("pool")["concurrency_limit"] == 2
+
+
+def test_deleting_a_pool_with_work_needs_force_and_its_page_then_says_deleted(
+    server: Any, client: Any, page: Any, flow_dir: Path, cli: Callable[..., Any]
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deployment = deploy(client, flow_dir, "greet")
+    client.create_run(deployment["id"], {})
+    page.goto(f"{base(server)}/work-pools/pool")
+    page.get_by_role("link", name="Delete").click()
+    assert "1 unfinished run" in page.locator("main").inner_text()
+    page.get_by_role("button", name="Delete pool").click()
+    assert "tick this" in page.locator("#err-force").inner_text()
+    assert "pool" in cli("work-pool", "ls").stdout
+    page.get_by_label("Also pause its deployments and cancel its runs").check()
+    page.get_by_role("button", name="Delete pool").click()
+    page.wait_for_url("**/work-pools/pool")
+    assert "was deleted" in page.locator("#deleted").inner_text()
+    assert client.get_deployment(deployment["id"])["paused"] is True
+    assert client.list_runs()[0]["state"] == "CANCELLED"
+    page.goto(f"{base(server)}/work-pools/pool/edit")
+    assert "was deleted" in page.locator("main").inner_text()
+
+
+def test_a_pool_without_work_is_deleted_after_one_confirmation(
+    server: Any, client: Any, page: Any
+) -> None:
+    client.create_work_pool({"name": "idle", "type": "process"})
+    page.goto(f"{base(server)}/work-pools/idle/delete")
+    assert page.get_by_label("Also pause its deployments and cancel its runs").count() == 0
+    page.get_by_role("button", name="Delete idle").click()
+    page.wait_for_url("**/work-pools/idle")
+    assert "was deleted" in page.locator("#deleted").inner_text()
+    assert [p["name"] for p in client.list_work_pools()] == []
+
+
+def test_work_queues_are_added_edited_and_paused_on_the_pool_page(
+    server: Any, client: Any, page: Any
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    page.goto(f"{base(server)}/work-pools/pool")
+    page.get_by_role("link", name="Add a work queue").click()
+    page.get_by_label("Queue name").fill("urgent")
+    page.get_by_label("Priority").fill("0")
+    page.get_by_role("button", name="Add queue").click()
+    assert "greater than or equal to 1" in page.locator("#err-priority").inner_text()
+    page.get_by_label("Priority").fill("2")
+    page.get_by_label("Concurrency limit").fill("5")
+    page.get_by_role("button", name="Add queue").click()
+    page.wait_for_url("**/work-pools/pool?tab=queues")
+    row = page.locator('tr[data-queue="urgent"]')
+    assert "NOT_READY" in row.inner_text()
+    page.get_by_role("link", name="Edit queue urgent").click()
+    page.get_by_label("Concurrency limit").fill("")
+    page.get_by_label("Priority").fill("1")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/work-pools/pool?tab=queues")
+    page.get_by_role("button", name="Pause queue urgent").click()
+    # The same URL again: wait for the new page's row rather than for the URL.
+    expect(page.locator('tr[data-queue="urgent"] .status')).to_contain_text("PAUSED")
+    queue = client.get_work_queue("pool", "urgent")
+    assert (queue["priority"], queue["concurrency_limit"], queue["paused"]) == (1, None, True)
+    _shot(page, "work-pool")
+    page.get_by_role("button", name="Resume queue urgent").click()
+    expect(page.locator('tr[data-queue="urgent"] .status')).to_contain_text("NOT_READY")
+    assert client.get_work_queue("pool", "urgent")["paused"] is False
+
+
+def test_retry_runs_the_deployment_again_with_the_same_parameters_and_job_variables(
+    server: Any, client: Any, page: Any, flow_dir: Path, worker_factory: Callable[..., Any]
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deployment = deploy(client, flow_dir, "show_env", parameters={"key": "WHO"})
+    first = client.create_run(
+        deployment["id"],
+        {"parameters": {"key": "WHO"}, "job_variables": {"env": {"WHO": "again"}}},
+    )
+    worker_factory("pool")
+    page.goto(f"{base(server)}/flow-runs/{first['id']}")
+    page.locator(".badge.state-completed").first.wait_for()
+    page.get_by_role("button", name="Retry").click()
+    page.wait_for_url(lambda url: first["id"] not in url)
+    page.locator(".badge.state-completed").first.wait_for()
+    assert page.locator("#result").inner_text() == "again"
+    runs = client.list_runs()
+    assert len(runs) == 2
+    assert {(str(r["parameters"]), str(r["job_variables"])) for r in runs} == {
+        (str({"key": "WHO"}), str({"env": {"WHO": "again"}}))
+    }
+
+
+def test_retry_of_a_run_whose_deployment_was_deleted_says_so(
+    server: Any, client: Any, page: Any, flow_dir: Path
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deployment = deploy(client, flow_dir, "greet")
+    run = client.create_run(deployment["id"], {})
+    client.cancel_run(run["id"])
+    client.delete_deployment(deployment["id"])
+    page.goto(f"{base(server)}/flow-runs/{run['id']}")
+    page.get_by_role("button", name="Retry").click()
+    assert "deployment was deleted" in page.locator("#err-retry").inner_text()
+    assert len(client.list_runs()) == 1
+
+
+def test_a_runs_cloud_infrastructure_links_to_its_console(
+    server: Any, client: Any, page: Any, flow_dir: Path
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    run = client.create_run(deploy(client, flow_dir, "greet")["id"], {})
+    group = "aci:sub-1:my-rg:pp-run-1"
+    client.set_state(run["id"], {"type": "PENDING", "infrastructure_id": group})
+    page.goto(f"{base(server)}/flow-runs/{run['id']}")
+    link = page.get_by_role("link", name="open in the cloud console")
+    assert link.get_attribute("href") == (
+        "https://portal.azure.com/#@/resource/subscriptions/sub-1/resourceGroups/my-rg"
+        "/providers/Microsoft.ContainerInstance/containerGroups/pp-run-1/overview"
+    )
+
+
+def test_a_push_pools_page_shows_what_was_provisioned_with_console_links(
+    server: Any, client: Any, page: Any
+) -> None:
+    client.create_work_pool({"name": "ecs-pool", "type": "ecs:push"})
+    cluster = "arn:aws:ecs:eu-west-1:123456789012:cluster/pp-ecs-pool"
+    client.save_infrastructure(
+        "ecs-pool",
+        {
+            "step": "cluster",
+            "kind": "aws:ecs:cluster",
+            "identifier": cluster,
+            "created": True,
+            "data": {"name": "pp-ecs-pool", "region": "eu-west-1"},
+        },
+    )
+    client.save_infrastructure(
+        "ecs-pool",
+        {
+            "step": "vpc",
+            "kind": "aws:ec2:vpc",
+            "identifier": "arn:aws:ec2:eu-west-1:123456789012:vpc/vpc-0abc",
+            "created": False,
+            "data": {"vpc_id": "vpc-0abc"},
+        },
+    )
+    page.goto(f"{base(server)}/work-pools/ecs-pool")
+    page.get_by_role("link", name="Provisioning").click()
+    cluster_row = page.locator('tr[data-step="cluster"]')
+    assert "created" in cluster_row.inner_text()
+    assert cluster_row.get_by_role("link").get_attribute("href") == (
+        "https://eu-west-1.console.aws.amazon.com/ecs/v2/clusters/pp-ecs-pool?region=eu-west-1"
+    )
+    assert "adopted" in page.locator('tr[data-step="vpc"]').inner_text()
+    _shot(page, "work-pool-provisioning")
+
+
+def test_a_worker_pool_has_no_provisioning_tab(server: Any, client: Any, page: Any) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    page.goto(f"{base(server)}/work-pools/pool?tab=provisioning")
+    assert page.get_by_role("link", name="Provisioning").count() == 0
+    assert page.locator("#pool-tab").get_by_text("default").count() == 1
+
+
+def _runs_ago(client: Any, deployment_id: str, *ages: timedelta) -> None:
+    now = datetime.now(UTC)
+    for age in ages:
+        client.create_run(deployment_id, {"scheduled_time": (now - age).isoformat()})
+
+
+def test_the_runs_list_filters_by_time_and_pages_keeping_its_filters(
+    server: Any, client: Any, page: Any, flow_dir: Path
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deployment = deploy(client, flow_dir, "greet")
+    minutes = [timedelta(minutes=i + 1) for i in range(53)]
+    _runs_ago(client, deployment["id"], *minutes, timedelta(days=3), timedelta(days=10))
+    page.goto(f"{base(server)}/flow-runs")
+    page.get_by_label("When").select_option(label="last 24 hours")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/flow-runs?*since=day*")
+    rows = page.locator("#runs tbody tr")
+    expect(rows).to_have_count(50)
+    page.get_by_role("link", name="Older runs").click()
+    page.wait_for_url("**before=*")
+    assert "since=day" in page.url
+    expect(rows).to_have_count(3)
+    assert page.get_by_role("link", name="Older runs").count() == 0
+    page.get_by_role("link", name="Newest").click()
+    page.wait_for_url(lambda url: "before=" not in url)
+    assert "since=day" in page.url
+    expect(rows).to_have_count(50)
+    page.goto(f"{base(server)}/flow-runs?since=week&before=x")
+    assert "not a page of this list" in page.locator("[role=alert]").inner_text()
+    page.goto(f"{base(server)}/flow-runs?since=year")
+    assert "'year' is not a time window" in page.locator("[role=alert]").inner_text()
+    page.goto(f"{base(server)}/flow-runs?since=week")
+    page.get_by_role("link", name="Older runs").click()
+    page.wait_for_url("**before=*")
+    expect(rows).to_have_count(4)  # the run of 3 days ago, not the one of 10 days ago
+    page.goto(f"{base(server)}/flow-runs")
+    _shot(page, "flow-runs")
+    page.get_by_role("link", name="Older runs").click()
+    page.wait_for_url("**before=*")
+    expect(rows).to_have_count(5)

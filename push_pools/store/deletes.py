@@ -85,9 +85,9 @@ def _tombstone_name(session: Session, pool: WorkPool) -> str:
     return name
 
 
-def delete_pool(session: Session, name: str, *, force: bool) -> DeleteOutcome:
-    """Delete the pool; forced, pause its deployments and cancel its unfinished runs."""
-    pool = pool_store.get_pool(session, name, lock=True)
+def pool_work(session: Session, pool: WorkPool) -> tuple[list[Deployment], list[str]]:
+    """What keeps a pool from being deleted unforced: its deployments and unfinished runs.
+    Only reads, so a page can show it before the user confirms."""
     deployments = list(
         session.scalars(
             select(Deployment)
@@ -95,7 +95,13 @@ def delete_pool(session: Session, name: str, *, force: bool) -> DeleteOutcome:
             .order_by(Deployment.flow_name, Deployment.name)
         )
     )
-    run_ids = _unfinished_run_ids(session, FlowRun.work_pool_id == pool.id)
+    return deployments, _unfinished_run_ids(session, FlowRun.work_pool_id == pool.id)
+
+
+def delete_pool(session: Session, name: str, *, force: bool) -> DeleteOutcome:
+    """Delete the pool; forced, pause its deployments and cancel its unfinished runs."""
+    pool = pool_store.get_pool(session, name, lock=True)
+    deployments, run_ids = pool_work(session, pool)
     if (deployments or run_ids) and not force:
         parts = []
         if deployments:

@@ -16,10 +16,32 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     """Add the UI's pages, its static files and /api/docs to the server."""
-    from push_pools.ui import auth, blocks, dashboard, deployments, docs, errors, pools, runs
+    from push_pools.ui import (
+        auth,
+        blocks,
+        dashboard,
+        deployments,
+        docs,
+        errors,
+        pool_delete,
+        pool_edit,
+        pools,
+        queues,
+        runs,
+    )
 
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
     docs.install(app)
-    for module in (auth, dashboard, pools, deployments, runs, blocks):
+    for module in (
+        auth,
+        dashboard,
+        pools,
+        pool_edit,
+        pool_delete,
+        queues,
+        deployments,
+        runs,
+        blocks,
+    ):
         app.include_router(module.router, include_in_schema=False)
     errors.install(app)

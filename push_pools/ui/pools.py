@@ -13,10 +13,12 @@ from sqlalchemy import select
 from push_pools import pool_types
 from push_pools.api import pools as pool_api
 from push_pools.api.deps import IsolationDep, NotifierDep, SessionDep, StoreRoute
-from push_pools.errors import PushPoolsError
+from push_pools.errors import NotFound, PushPoolsError
 from push_pools.models import WorkPoolCreate, WorkPoolUpdate
+from push_pools.store import infrastructure
 from push_pools.store import runs as run_store
 from push_pools.store.tables import Worker
+from push_pools.ui import console_links, job_form, pool_delete
 from push_pools.ui.forms import FormDep, field_errors
 
 router = APIRouter(route_class=StoreRoute)
@@ -41,29 +43,6 @@ def _workers(session: Any, pool_ids: list[str]) -> dict[str, list[Worker]]:
     return found
 
 
-def _type_form(pool_type: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The type's default base job template, and its variables as form fields."""
-    template = pool_types.get(pool_type).default_template()
-    schema = template.get("variables", {})
-    required = set(schema.get("required", []))
-    fields = []
-    for name, spec in schema.get("properties", {}).items():
-        kind = spec.get("type", "string")
-        if kind not in ("string", "integer", "number", "boolean"):
-            continue  # objects and lists are edited in the raw JSON
-        fields.append(
-            {
-                "name": name,
-                "kind": kind,
-                "title": spec.get("title", name),
-                "description": spec.get("description", ""),
-                "default": spec.get("default"),
-                "required": name in required,
-            }
-        )
-    return template, fields
-
-
 def _new_form(
     request: Request,
     pool_type: str | None,
@@ -74,15 +53,19 @@ def _new_form(
     from push_pools.ui.render import page
 
     types = [pool_types.get(n) for n in pool_types.names()]
-    template, fields = _type_form(pool_type) if pool_type in pool_types.names() else ({}, [])
+    template: dict[str, Any] = {}
+    if pool_type in pool_types.names():
+        template = pool_types.get(pool_type).default_template()
+    original = values.get(job_form.ORIGINAL) or json.dumps(template, indent=2)
     return page(
         request,
         "pool_new.html",
         status=status,
         types=types,
         pool_type=pool_type,
-        fields=fields,
-        template_json=values.get("base_job_template") or json.dumps(template, indent=2),
+        fields=job_form.fields_of(original) if template else [],
+        template_json=values.get("base_job_template") or original,
+        original_json=original,
         values=values,
         errors=errors,
     )
@@ -93,57 +76,16 @@ def new_pool_page(request: Request, type: str | None = None) -> HTMLResponse:
     return _new_form(request, type, {}, {})
 
 
-def _template_from_form(form: dict[str, str], errors: dict[str, str]) -> dict[str, Any] | None:
-    raw = form.get("base_job_template", "").strip()
-    if not raw:
-        if form.get("type") not in pool_types.names():
-            return None  # the server names the unknown type
-        raw = json.dumps(pool_types.get(form["type"]).default_template())
-    try:
-        template = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        errors["base_job_template"] = f"not valid JSON: {exc.msg} (line {exc.lineno})"
-        return None
-    if not isinstance(template, dict):
-        errors["base_job_template"] = "must be a JSON object"
-        return None
-    properties = template.get("variables", {}).get("properties", {})
-    for key, raw in form.items():
-        if not key.startswith("var.") or key[4:] not in properties:
-            continue
-        spec = properties[key[4:]]
-        if raw == "" and spec.get("type") != "boolean":
-            continue
-        try:
-            spec["default"] = _typed(raw, spec.get("type", "string"))
-        except ValueError as exc:
-            errors[key] = str(exc)
-    return template
-
-
-def _typed(raw: str, kind: str) -> Any:
-    if kind == "integer":
-        try:
-            return int(raw)
-        except ValueError:
-            raise ValueError(f"{raw!r} is not a whole number") from None
-    if kind == "number":
-        try:
-            return float(raw)
-        except ValueError:
-            raise ValueError(f"{raw!r} is not a number") from None
-    if kind == "boolean":
-        return raw in ("on", "true", "1")
-    return raw
-
-
 @router.post("/work-pools/new", response_model=None)
 def create_pool(
     request: Request, form: FormDep, session: SessionDep, isolation: IsolationDep
 ) -> Response:
     errors: dict[str, str] = {}
     pool_type = form.get("type", "")
-    template = _template_from_form(form, errors)
+    fallback = None
+    if pool_type in pool_types.names():
+        fallback = pool_types.get(pool_type).default_template()
+    template = job_form.template_from_form(form, errors, fallback)
     limit = form.get("concurrency_limit", "").strip()
     if errors:
         return _new_form(request, pool_type, form, errors, status=422)
@@ -172,15 +114,36 @@ def pool_page(
 ) -> HTMLResponse:
     from push_pools.ui.render import page
 
-    pool = pool_api.get_work_pool(name, session, isolation)
-    runs = run_store.runs_out(session, run_store.list_runs(session, work_pool_id=pool.id, limit=50))
+    try:
+        pool = pool_api.get_work_pool(name, session, isolation)
+    except NotFound:
+        gone = pool_delete.tombstone(session, name)
+        if gone is None:
+            raise
+        return page(request, "pool_deleted.html", status=404, name=name, pool=gone)
+    is_push = pool_types.get(pool.type).is_push
+    tabs = ["queues", "workers", "runs"] + (["provisioning"] if is_push else [])
+    tab = tab if tab in tabs else "queues"
+    runs = []
+    if tab == "runs":
+        runs = run_store.runs_out(
+            session, run_store.list_runs(session, work_pool_id=pool.id, limit=50)
+        )
+    records = []
+    if tab == "provisioning":
+        records = [
+            {"record": r, "console": console_links.for_record(r.identifier)}
+            for r in infrastructure.list_records(session, pool.name)
+        ]
     return page(
         request,
         "pool.html",
         pool=pool,
-        workers=_workers(session, [pool.id])[pool.id],
+        workers=_workers(session, [pool.id])[pool.id] if tab == "workers" else [],
         runs=runs,
-        tab=tab if tab in ("queues", "workers", "runs") else "queues",
+        records=records,
+        is_push=is_push,
+        tab=tab,
     )
 
 

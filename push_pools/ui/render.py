@@ -44,6 +44,16 @@ def pretty(value: Any) -> str:
 
 
 @cache
+def inline(name: str) -> str:
+    """A static file's text, for the page itself: the CSS and the small live-update script
+    come with each page, so a first visit paints without waiting for more requests (measured:
+    benchmarks/README.md, web UI)."""
+    from push_pools.ui import STATIC_DIR
+
+    return (STATIC_DIR / name).read_text(encoding="utf-8")
+
+
+@cache
 def environment() -> jinja2.Environment:
     import jinja2
 
@@ -55,6 +65,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(ago=ago, clock=clock, pretty=pretty)
     env.globals["status_icons"] = STATUS_ICONS
+    env.globals["inline"] = inline
     return env
 
 

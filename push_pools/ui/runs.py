@@ -1,18 +1,26 @@
-"""Flow run pages: the filtered list, and one run with its states, logs and cancel."""
+"""Flow run pages: the filtered list, and one run with its states, logs, cancel and retry."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
+from push_pools.api import deployments as deployment_api
 from push_pools.api import runs as run_api
 from push_pools.api.deps import NotifierDep, SessionDep, StoreRoute
-from push_pools.errors import PushPoolsError
+from push_pools.errors import InvalidInput, NotFound, PushPoolsError
+from push_pools.models import RunCreate
 from push_pools.states import FINAL, StateType
+from push_pools.store import deployments as deployment_store
+from push_pools.store import pools as pool_store
 from push_pools.store import runs as run_store
+from push_pools.ui import console_links, run_list
 
 router = APIRouter(route_class=StoreRoute)
-PAGE_SIZE = 100
+PAGE_SIZE = 50
 
 
 @router.get("/flow-runs")
@@ -22,47 +30,103 @@ def runs_page(
     state: str = "",
     pool: str = "",
     deployment: str = "",
+    since: str = "",
+    before: str = "",
 ) -> HTMLResponse:
     from push_pools.ui.render import page
 
     error = None
-    runs = []
+    found = run_list.RunPage([], [], None)
+    filters = {"state": state, "pool": pool, "deployment": deployment, "since": since}
     try:
-        states = [StateType(state)] if state else None
-        runs = run_api.list_flow_runs(
+        chosen = StateType(state) if state else None
+        found = run_list.runs_page(
             session,
-            state=states,
-            deployment=deployment or None,
-            work_pool=pool or None,
-            limit=PAGE_SIZE,
+            state=chosen,
+            deployment_id=_deployment_id(session, deployment),
+            work_pool_id=pool_store.get_pool(session, pool).id if pool else None,
+            window=since,
+            cursor=before,
+            size=PAGE_SIZE,
         )
     except ValueError:
         error = f"{state!r} is not a state"
     except PushPoolsError as exc:
         error = exc.message
+    kept = {k: v for k, v in filters.items() if v}
     return page(
         request,
         "runs.html",
-        runs=runs,
+        runs=found.runs,
+        upcoming=found.upcoming,
+        next_page=urlencode({**kept, "before": found.next_cursor}) if found.next_cursor else None,
+        first_page=urlencode(kept) if before else None,
         states=[s.value for s in StateType],
-        filters={"state": state, "pool": pool, "deployment": deployment},
+        windows=run_list.WINDOWS,
+        filters=filters,
         error=error,
     )
 
 
-@router.get("/flow-runs/{run_id}")
-def run_page(request: Request, run_id: str, session: SessionDep) -> HTMLResponse:
+def _deployment_id(session: Session, full_name: str) -> str | None:
+    if not full_name:
+        return None
+    flow_name, sep, name = full_name.partition("/")
+    if not sep:
+        raise InvalidInput(
+            f"'{full_name}' is not a deployment name: use 'flow-name/deployment-name'"
+        )
+    return deployment_store.get_deployment_by_name(session, flow_name, name).id
+
+
+def _run_page(
+    request: Request,
+    run_id: str,
+    session: Session,
+    retry_error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
     from push_pools.ui.render import page
 
     run = run_api.get_flow_run(run_id, session)
     return page(
         request,
         "run.html",
+        status=status,
         run=run,
+        console=console_links.for_infrastructure(run.infrastructure_id),
+        retry_error=retry_error,
         states=run_store.states_of(session, run.id),
         logs=run_store.get_logs(session, run.id, after=0, limit=1000, max_bytes=512 * 1024),
         finished=run.state in FINAL,
     )
+
+
+@router.get("/flow-runs/{run_id}")
+def run_page(request: Request, run_id: str, session: SessionDep) -> HTMLResponse:
+    return _run_page(request, run_id, session)
+
+
+@router.post("/flow-runs/{run_id}/retry", response_model=None)
+def retry_run(
+    request: Request, run_id: str, session: SessionDep, notifier: NotifierDep
+) -> Response:
+    """A new run of the same deployment with the same parameters and job variables: what
+    `push-pools deployment run` would make with them (the same API route)."""
+    run = run_api.get_flow_run(run_id, session)
+    gone = "this run's deployment was deleted, so it cannot be run again; deploy the flow again"
+    if run.deployment_id is None:
+        return _run_page(request, run_id, session, retry_error=gone, status=409)
+    body = RunCreate(parameters=run.parameters, job_variables=run.job_variables, tags=run.tags)
+    try:
+        new = deployment_api.create_run(run.deployment_id, body, session, notifier)
+    except NotFound:
+        session.rollback()
+        return _run_page(request, run_id, session, retry_error=gone, status=409)
+    except PushPoolsError as exc:
+        session.rollback()
+        return _run_page(request, run_id, session, retry_error=exc.message, status=exc.status_code)
+    return RedirectResponse(f"/flow-runs/{new.id}", status_code=303)
 
 
 @router.post("/flow-runs/{run_id}/cancel", response_model=None)
