@@ -20,7 +20,8 @@ import pytest
 from tests.dispatch_helpers import listens
 
 PUSH_POOLS = Path(sys.executable).parent / "push-pools"
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
 CLOUD_SDKS = ("boto3", "botocore", "google.cloud", "azure")
 SERVER_ONLY = ("sqlalchemy", "fastapi", "httpx", "pydantic", "uvicorn")
 
@@ -93,7 +94,7 @@ def loaded(modules: set[str], package: str) -> list[str]:
 def test_help_imports_no_cloud_sdk_and_no_server_stack(home: Path, fake_sdks: Path) -> None:
     env = base_env(home)
     env["PYTHONPROFILEIMPORTTIME"] = "1"
-    env["PYTHONPATH"] = str(fake_sdks)
+    env["PYTHONPATH"] = os.pathsep.join([str(fake_sdks), str(REPO)])
     result = pp("--help", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "work-pool" in result.stdout
@@ -111,7 +112,7 @@ def test_work_pool_ls_imports_no_cloud_sdk(server, home: Path, fake_sdks: Path) 
         client.create_work_pool({"name": "sdk-free", "type": "process"})
     env = base_env(home, server.api_url)
     env["PYTHONPROFILEIMPORTTIME"] = "1"
-    env["PYTHONPATH"] = str(fake_sdks)
+    env["PYTHONPATH"] = os.pathsep.join([str(fake_sdks), str(REPO)])
     result = pp("work-pool", "ls", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "sdk-free" in result.stdout
@@ -119,8 +120,9 @@ def test_work_pool_ls_imports_no_cloud_sdk(server, home: Path, fake_sdks: Path) 
     assert "httpx" in modules  # it did talk to the server
     for package in CLOUD_SDKS:
         assert loaded(modules, package) == [], f"`push-pools work-pool ls` imported {package}"
-    # httpx's own command-line tool (and the click and pygments it needs) is never loaded.
-    for package in ("click", "pygments"):
+    # httpx's own command-line tool (and the click and pygments it needs) is never loaded, nor
+    # pydantic (typer's option conversion would load it: push_pools/cli/coercion.py).
+    for package in ("click", "pygments", "pydantic"):
         assert loaded(modules, package) == [], f"`push-pools work-pool ls` imported {package}"
 
 
