@@ -117,7 +117,9 @@ def test_work_pool_ls_imports_no_cloud_sdk(server, home: Path, fake_sdks: Path) 
     assert result.returncode == 0, result.stderr[-2000:]
     assert "sdk-free" in result.stdout
     modules = imported_modules(result.stderr)
-    assert "httpx" in modules  # it did talk to the server
+    # It did talk to the server, through the standard library: httpx is not needed for that.
+    assert "push_pools.http_stdlib" in modules
+    assert loaded(modules, "httpx") == []
     for package in CLOUD_SDKS:
         assert loaded(modules, package) == [], f"`push-pools work-pool ls` imported {package}"
     # httpx's own command-line tool (and the click and pygments it needs) is never loaded, nor

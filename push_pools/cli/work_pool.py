@@ -62,7 +62,7 @@ def read_template(path: Path) -> dict[str, Any]:
 def _client() -> Any:
     from push_pools.client import Client
 
-    return Client()
+    return Client(stdlib_http=True)
 
 
 def _show_pool(pool: dict[str, Any], as_json: bool, verb: str | None = None) -> None:
