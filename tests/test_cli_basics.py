@@ -102,6 +102,25 @@ def test_help_imports_no_cloud_sdk_and_no_server_stack(home: Path, fake_sdks: Pa
     assert "push_pools.cli.main" in modules  # the profile did see the CLI's imports
     for package in (*CLOUD_SDKS, *SERVER_ONLY):
         assert loaded(modules, package) == [], f"`push-pools --help` imported {package}"
+    # Nor any command's module: the command list comes from push_pools.cli.main.SUMMARIES.
+    commands = [m for m in loaded(modules, "push_pools.cli") if m.count(".") == 2]
+    assert set(commands) <= {
+        "push_pools.cli.main",
+        "push_pools.cli.help",
+        "push_pools.cli.coercion",
+    }
+    assert loaded(modules, "provisioners") == []
+
+
+def test_top_level_help_summaries_are_the_commands_own() -> None:
+    import typer.main
+
+    from push_pools.cli.main import SUMMARIES, build_app
+
+    every = typer.main.get_command(build_app(["an-unknown-command"]))
+    own = {name: every.get_command(None, name).get_short_help_str(300) for name in SUMMARIES}
+    assert list(SUMMARIES) == every.list_commands(None)
+    assert SUMMARIES == own
 
 
 @pytest.mark.store

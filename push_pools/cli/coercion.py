@@ -67,14 +67,15 @@ if RuntimeParam is not None:
             return full._coerce_value(value, param=param, ctx=ctx)
 
 
-def install_light_coercion(command: Any, help_option_names: list[str]) -> None:
+def install_light_coercion(command: Any, help_option_names: list[str] | None) -> None:
     """Give each parameter of a click command built by typer the light conversion, its help
-    option included (click makes that one on demand, from the context's help option names)."""
+    option included (click makes that one on demand, from the context's help option names;
+    without them, typer converts that option's value itself)."""
     if RuntimeParam is None:
         return
     params = list(getattr(command, "params", ()))
     get_help_option = getattr(command, "get_help_option", None)
-    if get_help_option is not None:
+    if get_help_option is not None and help_option_names is not None:
         names = (command.context_settings or {}).get("help_option_names", help_option_names)
         help_option = get_help_option(SimpleNamespace(help_option_names=names))
         if help_option is not None:

@@ -24,7 +24,7 @@ class HelpGroup(TyperGroup):
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         command = super().get_command(ctx, cmd_name)
         if command is not None:
-            install_light_coercion(command, ctx.help_option_names)
+            install_light_coercion(command, getattr(ctx, "help_option_names", None))
         return command
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
