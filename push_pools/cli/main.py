@@ -6,6 +6,7 @@ Only typer is imported at start; every command imports what it needs when it run
 
 from __future__ import annotations
 
+import copy
 import importlib
 import sys
 from typing import Any
@@ -87,11 +88,41 @@ def build_app(argv: list[str]) -> typer.Typer:
         wanted = set(GROUPS) | set(COMMANDS)
     for name, (module, attribute) in GROUPS.items():
         if name in wanted:
-            app.add_typer(getattr(importlib.import_module(module), attribute), name=name)
+            group = getattr(importlib.import_module(module), attribute)
+            app.add_typer(_only_the_named_command(group, argv, name), name=name)
     for name, (module, attribute) in COMMANDS.items():
         if name in wanted:
-            app.command(name)(getattr(importlib.import_module(module), attribute))
+            command = getattr(importlib.import_module(module), attribute)
+            _add_provision_flags(command)
+            app.command(name)(command)
     return app
+
+
+def _only_the_named_command(group: typer.Typer, argv: list[str], name: str) -> typer.Typer:
+    """`group` with only the command that `argv` names after `name`, when it names one of
+    them: typer builds every command of a group, and some are costly to build (those with
+    provisioning flags). Otherwise (the group's help, an unknown command) the whole group."""
+    from typer.main import get_command_name
+
+    after = argv[argv.index(name) + 1 :] if name in argv else []
+    wanted = next((arg for arg in after if not arg.startswith("-")), None)
+
+    def command_name(info: Any) -> str:
+        return str(info.name or get_command_name(info.callback.__name__))
+
+    chosen = [info for info in group.registered_commands if command_name(info) == wanted]
+    if chosen and not group.registered_groups:
+        group = copy.copy(group)
+        group.registered_commands = chosen
+    for info in group.registered_commands:
+        _add_provision_flags(info.callback)
+    return group
+
+
+def _add_provision_flags(command: Any) -> None:
+    from push_pools.cli.provision_flags import add_provision_flags
+
+    add_provision_flags(command)
 
 
 def _show_version(value: bool) -> None:
