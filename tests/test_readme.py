@@ -126,7 +126,8 @@ def test_the_readme_marks_the_ecs_section_for_moto() -> None:
 def test_the_readme_ecs_section_runs_against_moto(
     tmp_path: Path, readable_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.emulators.moto_server import MotoServer, aws_test_env
+    from tests.emulators.ecs_runner import EcsRunner
+    from tests.emulators.moto_server import aws_test_env
 
     region = "eu-west-1"
     aws_test_env(monkeypatch, tmp_path, region)  # fake credentials; nothing of the developer's
@@ -136,8 +137,11 @@ def test_the_readme_ecs_section_runs_against_moto(
     examples = readable_dir / "push-pools" / "examples"
     examples.mkdir(parents=True)
     shutil.copy(EXAMPLES / "hello_flow.py", examples / "hello_flow.py")
-    with MotoServer() as moto:
-        moto.add_aws_managed_policies("AmazonECSTaskExecutionRolePolicy")
+    # moto's server, whose ECS tasks run as local processes of this interpreter.
+    with EcsRunner(regions=(region,), stop_grace_seconds=1.0) as moto:
+        # The policy provisioning attaches to the task execution role, which moto lacks.
+        assert moto._server is not None
+        moto._server.add_aws_managed_policies("AmazonECSTaskExecutionRolePolicy")
         server = subprocess.Popen(
             [str(PUSH_POOLS), "server", "start"],
             env=env,
@@ -163,9 +167,12 @@ def test_the_readme_ecs_section_runs_against_moto(
                 )
                 assert result.returncode == 0, f"`{line}`:\n{result.stdout}\n{result.stderr}"
                 assert "Traceback" not in result.stdout + result.stderr
+                if words[1:3] == ["deployment", "run"]:
+                    assert "COMPLETED" in result.stdout, result.stdout
         finally:
             server.terminate()
             try:
                 server.wait(20)
             except subprocess.TimeoutExpired:
                 server.kill()
+        assert moto.errors == []
