@@ -408,6 +408,65 @@ def run_burst(
     return result
 
 
+# Every CLI process of a burst must have exited by then.
+CLI_TIMEOUT_S = 120.0
+
+
+def run_cli_burst(
+    system: Any, client: RetryingClient, n: int, timeout: float, alive: Callable[[], str | None]
+) -> WorkloadResult:
+    """Start n `deployment run` processes at once (the system's own CLI); seconds from their
+    start until every run they created is COMPLETED. `create_seconds`: until the last process
+    exited. A process that fails or prints no run id is an error, not a number."""
+    result = WorkloadResult(runs=n, timeout_s=timeout)
+    t0 = time.monotonic()
+    procs = [
+        subprocess.Popen(
+            system.run_argv(),
+            env=system.env,
+            cwd=system.home,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        for _ in range(n)
+    ]
+    ids: list[str] = []
+    try:
+        for proc in procs:
+            remaining = max(t0 + CLI_TIMEOUT_S - time.monotonic(), 0.1)
+            out, err = proc.communicate(timeout=remaining)
+            run_id = system.run_id_from_output(out) if proc.returncode == 0 else None
+            if run_id is None:
+                result.error = f"`{' '.join(system.run_argv()[1:])}` failed: {(out + err)[-500:]}"
+                return result
+            ids.append(run_id)
+    except subprocess.TimeoutExpired:
+        result.error = f"`deployment run` processes still running after {CLI_TIMEOUT_S:.0f} s"
+        return result
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    result.create_seconds = time.monotonic() - t0
+    final, pending, result.error = wait_all(ids, system_state(system, client), t0 + timeout, alive)
+    elapsed = time.monotonic() - t0
+    for state in final.values():
+        result.states[state] = result.states.get(state, 0) + 1
+    if not pending and result.completed == n:
+        result.seconds = elapsed
+    elif not pending and result.error is None:
+        result.error = f"not all COMPLETED: {result.states}"
+    return result
+
+
+def system_state(system: Any, client: RetryingClient) -> Callable[[str], str]:
+    return lambda run_id: system.state_of(client, run_id)
+
+
 def parse_ts(value: str) -> dt.datetime:
     ts = dt.datetime.fromisoformat(value)
     # Naive timestamps from a server are taken as UTC: that is what the contract says it sends.
@@ -509,6 +568,15 @@ class PushPools:
     def create_run(self, client: RetryingClient, dep_id: str, body: dict[str, Any]) -> str:
         url = f"{self.api}/deployments/{dep_id}/runs"
         return str(expect_json(client.post(url, json=body), "id", url)["id"])
+
+    def run_argv(self) -> list[str]:
+        return [self.cli, "deployment", "run", f"{self.flow_name}/{self.deployment_name}", "--json"]
+
+    def run_id_from_output(self, stdout: str) -> str | None:
+        try:
+            return str(json.loads(stdout)["id"])
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def state_of(self, client: RetryingClient, run_id: str) -> str:
         url = f"{self.api}/flow_runs/{run_id}"

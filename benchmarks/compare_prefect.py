@@ -18,7 +18,7 @@ import tempfile
 import time
 import traceback
 import zipfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from _harness import (
     machine_info,
     print_table,
     run_cli,
+    run_cli_burst,
     run_workload,
     signals_as_interrupt,
     state_name,
@@ -325,6 +326,14 @@ class Prefect:
         url = f"{self.api}/deployments/{dep_id}/create_flow_run"
         return str(expect_json(client.post(url, json=body), "id", url)["id"])
 
+    def run_argv(self) -> list[str]:
+        return [self.cli, "deployment", "run", f"{self.flow_name}/{self.deployment_name}"]
+
+    def run_id_from_output(self, stdout: str) -> str | None:
+        # Prefect prints the new run's details, among them "UUID: <id>".
+        found = re.search(r"UUID:\s*([0-9a-f-]{36})", stdout)
+        return found.group(1) if found else None
+
     def state_of(self, client: RetryingClient, run_id: str) -> str:
         url = f"{self.api}/flow_runs/{run_id}"
         body = expect_json(client.get(url), "state", url)
@@ -360,6 +369,13 @@ def measure(system: Any, runs: int, workload_timeout: float, health_timeout: flo
         log(f"{system.label}: workload {figures.workload.summary()}")
         if figures.workload.error:
             figures.errors.append(f"workload: {figures.workload.error}")
+        log(f"{system.label}: {runs} concurrent `deployment run` processes")
+        burst = run_cli_burst(system, client, runs, workload_timeout, stack.dead)
+        figures.extra["cli_burst"] = asdict(burst)
+        figures.extra["cli_burst_s"] = burst.seconds
+        log(f"{system.label}: CLI burst {burst.summary()}")
+        if burst.error:
+            figures.errors.append(f"CLI burst: {burst.error}")
     except BenchError as exc:
         figures.errors.append(str(exc))
         log(f"{system.label}: FAILED: {exc}")
@@ -402,6 +418,11 @@ def main() -> int:
         help="venv bin/ with push-pools (default: this python's, else the project's)",
     )
     ap.add_argument("--keep", action="store_true", help="keep temp homes (logs) for debugging")
+    ap.add_argument(
+        "--this-checkout",
+        action="store_true",
+        help="run push-pools from this checkout (PYTHONPATH), not the venv's installed copy",
+    )
     args = ap.parse_args()
 
     with signals_as_interrupt():
@@ -415,6 +436,8 @@ def main() -> int:
         # One side at a time, each torn down before the next starts: they share 2 cores.
         with temp_home("push-pools-bench-", args.keep) as home:
             ours_sys = PushPools(home, free_port(), args.bin_dir or PushPools.default_bin_dir())
+            if args.this_checkout:
+                ours_sys.env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
             ours_version = ours_sys.version()
             ours = measure(ours_sys, args.runs, 60.0, 60.0)
         theirs: StackFigures | None = None
@@ -457,6 +480,15 @@ def main() -> int:
             "s",
             ours.workload.seconds if ours.workload else None,
             theirs.workload.seconds if theirs and theirs.workload else None,
+            "faster",
+            "slower",
+        ),
+        (
+            "cli_burst_s",
+            f"{args.runs} concurrent `deployment run` processes -> all COMPLETED",
+            "s",
+            ours.extra.get("cli_burst_s"),
+            theirs.extra.get("cli_burst_s") if theirs else None,
             "faster",
             "slower",
         ),

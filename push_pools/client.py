@@ -6,7 +6,7 @@ push_pools.errors' exceptions, so callers never see an httpx error.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
 from push_pools import settings
@@ -49,6 +49,14 @@ def _import_httpx_without_its_cli() -> None:
         sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
+class _Failures(NamedTuple):
+    """The exception classes of the HTTP client in use, by what a failure means."""
+
+    connect: type[Exception]  # nothing was sent
+    retryable: tuple[type[Exception], ...]  # no answer: may be sent again if harmless
+    transport: type[Exception]  # any other failure to exchange
+
+
 def _seg(value: str) -> str:
     return quote(value, safe="")
 
@@ -61,17 +69,37 @@ class Client:
         timeout: float = 30.0,
         *,
         retry_unreachable_seconds: float = 0.0,
+        stdlib_http: bool = False,
     ) -> None:
         """`retry_unreachable_seconds`: keep retrying (with backoff) while the server cannot be
-        reached, e.g. while it restarts; the engine uses it so a run survives a server restart."""
-        _import_httpx_without_its_cli()
-        import httpx  # imported here so that `push-pools --help` does not pay for it
-
+        reached, e.g. while it restarts; the engine uses it so a run survives a server restart.
+        `stdlib_http`: talk to a plain-http API without importing httpx (push_pools/http_stdlib.py),
+        for a CLI command's few requests; other URLs still use httpx."""
         self.api_url = (api_url or settings.api_url()).rstrip("/")
         key = api_key if api_key is not None else settings.api_key()
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.retry_unreachable_seconds = retry_unreachable_seconds
+        self._http: Any
+        if stdlib_http:
+            from push_pools import http_stdlib
+
+            if http_stdlib.usable_for(self.api_url):
+                self._http = http_stdlib.StdlibHttp(self.api_url, headers, timeout)
+                self._failures = _Failures(
+                    http_stdlib.ConnectError,
+                    (http_stdlib.ConnectError, http_stdlib.ReadError),
+                    http_stdlib.TransportError,
+                )
+                return
+        _import_httpx_without_its_cli()
+        import httpx  # imported here so that `push-pools --help` does not pay for it
+
         self._http = httpx.Client(base_url=self.api_url, headers=headers, timeout=timeout)
+        self._failures = _Failures(
+            httpx.ConnectError,
+            (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError),
+            httpx.TransportError,
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -104,8 +132,7 @@ class Client:
         """As `request`, but the successful response itself (for bodies that are not JSON)."""
         import time
 
-        import httpx
-
+        failures = self._failures
         if idempotency_key:
             kwargs["headers"] = {**kwargs.get("headers", {}), "Idempotency-Key": idempotency_key}
         repeatable = method.upper() in _IDEMPOTENT_METHODS or bool(idempotency_key)
@@ -114,16 +141,16 @@ class Client:
         while True:
             try:
                 response = self._http.request(method, path, **kwargs)
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            except failures.retryable as exc:
                 # A refused connection never carried the request; a broken one may have.
                 if (
-                    repeatable or isinstance(exc, httpx.ConnectError)
+                    repeatable or isinstance(exc, failures.connect)
                 ) and time.monotonic() + delay < deadline:
                     time.sleep(delay)
                     delay = min(delay * 2, 5.0)
                     continue
                 raise self._unreachable(exc) from exc
-            except httpx.TransportError as exc:
+            except failures.transport as exc:
                 raise self._unreachable(exc) from exc
             if response.status_code == 503:
                 wait = _retry_after(response, delay)

@@ -34,6 +34,7 @@ from push_pools.store import run_tokens
 from push_pools.store import runs as run_store
 from push_pools.store.db import Store
 from push_pools.store.tables import Deployment, FlowRun, WorkPool, utcnow
+from push_pools.tracebacks import without_tracebacks
 
 log = logging.getLogger("push_pools.dispatch")
 
@@ -561,10 +562,17 @@ class Dispatcher:
         def change(session: Any, run: FlowRun) -> None:
             from push_pools.models import LogIn
 
+            over_memory = status.reason == "memory" and bool(status.message)
+            entries = []
             if lines and not _has_logs(session, run.id):
-                run_store.add_logs(
-                    session, run.id, [LogIn(message=f"[infrastructure] {line}") for line in lines]
-                )
+                # Over its memory limit, the engine's traceback only says where an allocation
+                # failed inside push-pools or Python: the ERROR line below says why.
+                shown = without_tracebacks(lines) if over_memory else lines
+                entries = [LogIn(message=f"[infrastructure] {line}") for line in shown]
+            if over_memory:
+                entries.append(LogIn(level="ERROR", message=_crash_message(status)))
+            if entries:
+                run_store.add_logs(session, run.id, entries)
             run_store.record_state(
                 session,
                 run,
@@ -716,8 +724,11 @@ def _claim_times(session: Any, run_ids: list[str]) -> dict[str, datetime]:
 def _crash_message(status: InfrastructureStatus) -> str:
     if status.state == InfrastructureState.MISSING:
         message = "its infrastructure disappeared before the run reached a final state"
+    elif status.reason == "memory" and status.message:
+        # The sentence names the limit; the exit code and the allocation's traceback add nothing.
+        return status.message.splitlines()[0]
     elif status.message:
-        # The executor's own sentence ("exceeded its memory limit of 100 MiB"); its first line
+        # The executor's own sentence ("exceeded its timeout of 60 s"); its first line
         # only, the output tail follows anyway.
         message = status.message.splitlines()[0]
         if "code" not in message:

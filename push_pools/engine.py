@@ -135,8 +135,16 @@ def _execute(
     try:
         result = flow.run_with_policy(parameters, on_retry=on_retry, print_sink=shipper.info)
     except Exception as exc:
+        from push_pools.memory_limit import limit_from_environment, over_limit_message
         from push_pools.tracebacks import user_traceback
 
+        limit = limit_from_environment()
+        if isinstance(exc, MemoryError) and limit is not None:
+            # The sandbox's limit, not a bug in the flow: one sentence that says so, then
+            # where the flow was when it went over.
+            message = over_limit_message(limit)
+            log.error("%s, at:\n%s", message, user_traceback(exc).rstrip())
+            return {"type": "CRASHED", "message": message}
         log.error("flow failed:\n%s", user_traceback(exc).rstrip())
         return {"type": "FAILED", "message": f"{type(exc).__name__}: {exc}"}
     log.info("flow completed")

@@ -7,7 +7,7 @@ import os
 import traceback
 from pathlib import Path
 
-__all__ = ["FULL_TRACEBACK_ENV", "user_traceback"]
+__all__ = ["FULL_TRACEBACK_ENV", "user_traceback", "without_tracebacks"]
 
 FULL_TRACEBACK_ENV = "PUSH_POOLS_FULL_TRACEBACK"
 _OURS = str(Path(__file__).resolve().parent) + os.sep
@@ -35,3 +35,30 @@ def user_traceback(exc: BaseException) -> str:
     hidden = len(traceback.extract_tb(exc.__traceback__)) - len(frames)
     note = f"({hidden} push-pools frame(s) hidden; {FULL_TRACEBACK_ENV}=1 shows them)\n"
     return "".join(shown.format()) + (note if hidden else "")
+
+
+def without_tracebacks(lines: list[str]) -> list[str]:
+    """Output lines with every Python traceback in them left out (its header, frames, source
+    lines, the exception line that ends it, and the sentences that chain one to the next);
+    other output stays, in order."""
+    kept: list[str] = []
+    inside = ended = False
+    for line in lines:
+        if line.startswith("Traceback (most recent call last):"):
+            inside, ended = True, False
+        elif inside and line.startswith((" ", "\t")):
+            pass
+        elif inside:
+            inside, ended = False, True  # the exception line ends the traceback
+        elif ended and (not line.strip() or line.startswith(_CHAINING)):
+            pass
+        else:
+            ended = False
+            kept.append(line)
+    return kept
+
+
+_CHAINING = (
+    "During handling of the above exception",
+    "The above exception was the direct cause",
+)

@@ -20,7 +20,8 @@ import pytest
 from tests.dispatch_helpers import listens
 
 PUSH_POOLS = Path(sys.executable).parent / "push-pools"
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
 CLOUD_SDKS = ("boto3", "botocore", "google.cloud", "azure")
 SERVER_ONLY = ("sqlalchemy", "fastapi", "httpx", "pydantic", "uvicorn")
 
@@ -93,7 +94,7 @@ def loaded(modules: set[str], package: str) -> list[str]:
 def test_help_imports_no_cloud_sdk_and_no_server_stack(home: Path, fake_sdks: Path) -> None:
     env = base_env(home)
     env["PYTHONPROFILEIMPORTTIME"] = "1"
-    env["PYTHONPATH"] = str(fake_sdks)
+    env["PYTHONPATH"] = os.pathsep.join([str(fake_sdks), str(REPO)])
     result = pp("--help", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "work-pool" in result.stdout
@@ -101,6 +102,25 @@ def test_help_imports_no_cloud_sdk_and_no_server_stack(home: Path, fake_sdks: Pa
     assert "push_pools.cli.main" in modules  # the profile did see the CLI's imports
     for package in (*CLOUD_SDKS, *SERVER_ONLY):
         assert loaded(modules, package) == [], f"`push-pools --help` imported {package}"
+    # Nor any command's module: the command list comes from push_pools.cli.main.SUMMARIES.
+    commands = [m for m in loaded(modules, "push_pools.cli") if m.count(".") == 2]
+    assert set(commands) <= {
+        "push_pools.cli.main",
+        "push_pools.cli.help",
+        "push_pools.cli.coercion",
+    }
+    assert loaded(modules, "provisioners") == []
+
+
+def test_top_level_help_summaries_are_the_commands_own() -> None:
+    import typer.main
+
+    from push_pools.cli.main import SUMMARIES, build_app
+
+    every = typer.main.get_command(build_app(["an-unknown-command"]))
+    own = {name: every.get_command(None, name).get_short_help_str(300) for name in SUMMARIES}
+    assert list(SUMMARIES) == every.list_commands(None)
+    assert SUMMARIES == own
 
 
 @pytest.mark.store
@@ -111,16 +131,19 @@ def test_work_pool_ls_imports_no_cloud_sdk(server, home: Path, fake_sdks: Path) 
         client.create_work_pool({"name": "sdk-free", "type": "process"})
     env = base_env(home, server.api_url)
     env["PYTHONPROFILEIMPORTTIME"] = "1"
-    env["PYTHONPATH"] = str(fake_sdks)
+    env["PYTHONPATH"] = os.pathsep.join([str(fake_sdks), str(REPO)])
     result = pp("work-pool", "ls", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "sdk-free" in result.stdout
     modules = imported_modules(result.stderr)
-    assert "httpx" in modules  # it did talk to the server
+    # It did talk to the server, through the standard library: httpx is not needed for that.
+    assert "push_pools.http_stdlib" in modules
+    assert loaded(modules, "httpx") == []
     for package in CLOUD_SDKS:
         assert loaded(modules, package) == [], f"`push-pools work-pool ls` imported {package}"
-    # httpx's own command-line tool (and the click and pygments it needs) is never loaded.
-    for package in ("click", "pygments"):
+    # httpx's own command-line tool (and the click and pygments it needs) is never loaded, nor
+    # pydantic (typer's option conversion would load it: push_pools/cli/coercion.py).
+    for package in ("click", "pygments", "pydantic"):
         assert loaded(modules, package) == [], f"`push-pools work-pool ls` imported {package}"
 
 

@@ -278,7 +278,7 @@ def test_memory_limit_is_enforced_and_reported(executor: ManagedExecutor) -> Non
     fine = wait_for(executor, "pp-r5-2", EXITED)
 
     assert hogged.reason == "memory"
-    assert hogged.message == "exceeded its memory limit of 100 MiB"
+    assert hogged.message == "the run used more than its memory limit of 100 MiB"
     assert hogged.exit_code not in (0, None)
     assert any("MemoryError" in line for line in hogged.last_lines)
     assert (fine.exit_code, fine.reason) == (0, "exited")

@@ -138,3 +138,32 @@ def test_workers_cannot_poll_a_managed_pool(client, managed) -> None:
     with pytest.raises(InvalidInput) as exc:
         client.poll(managed, {"worker_name": "w"}, timeout=10)
     assert "managed" in exc.value.message
+
+
+HOG = "\n@flow\ndef hog() -> int:\n    return len(bytearray(3 * 1024**3))\n"
+
+
+@pytest.mark.parametrize(
+    ("memory", "where"),
+    [(30, "in the engine's own start"), (200, "in the flow")],
+    ids=["engine-start", "flow"],
+)
+def test_a_run_over_its_memory_limit_is_crashed_with_one_clear_error(
+    client, flow_dir, managed, memory: int, where: str
+) -> None:
+    with (flow_dir / "flows.py").open("a") as handle:
+        handle.write(HOG)
+    deployment = deploy(client, flow_dir, "hog", pool=managed, job_variables={"memory": memory})
+    run = client.create_run(deployment["id"], {})
+    final = wait_for_state(client, run["id"], timeout=60)
+    said = f"the run used more than its memory limit of {memory} MiB"
+    assert (final["state"], final["state_message"]) == ("CRASHED", said), where
+    logs = client.get_logs(run["id"])
+    errors = [line["message"] for line in logs if line["level"] == "ERROR"]
+    assert len(errors) == 1 and said in errors[0].splitlines()[0], errors
+    others = "\n".join(line["message"] for line in logs if line["level"] != "ERROR")
+    assert "Traceback" not in others and "MemoryError" not in others, others
+    # Where the flow went over, in the user's own code only.
+    assert "push_pools/" not in errors[0].replace(str(flow_dir), "")
+    if memory == 200:
+        assert "flows.py" in errors[0] and "bytearray" in errors[0]

@@ -27,12 +27,16 @@ MARKER = "<!-- tests/test_readme.py runs this block"
 BACKGROUND = ("server start", "worker start")
 
 
-def marked_blocks(text: str) -> list[list[str]]:
-    """The shell lines of each fenced block that follows a test marker."""
+def marked_blocks(text: str, against: str = "") -> list[list[str]]:
+    """The shell lines of each fenced block that follows a test marker: those the tour runs,
+    or with `against`, those marked to run against that emulator ("moto")."""
     blocks = []
-    for match in re.finditer(re.escape(MARKER) + r".*?-->\n```bash\n(.*?)```", text, re.S):
+    for match in re.finditer(re.escape(MARKER) + r"(.*?)-->\n```bash\n(.*?)```", text, re.S):
+        emulator = re.search(r"against (\w+)", match.group(1))
+        if (emulator.group(1) if emulator else "") != against:
+            continue
         lines = []
-        for raw in match.group(1).splitlines():
+        for raw in match.group(2).splitlines():
             command = re.split(r"\s{2,}#", raw, maxsplit=1)[0].strip()
             if command and not command.startswith("#"):
                 lines.append(command)
@@ -108,3 +112,67 @@ def wait_healthy(api_url: str, server: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError("the README's server did not answer within 60 s")
+
+
+def test_the_readme_marks_the_ecs_section_for_moto() -> None:
+    text = README.read_text()
+    [block] = marked_blocks(text, against="moto")
+    assert any("--type ecs:push --provision-infra" in line for line in block)
+    # The substitution is the README's own: it names the flag that points at moto.
+    assert "--endpoint-url" in text.split("### AWS ECS push pools", 1)[1].split("###", 1)[0]
+
+
+@pytest.mark.timeout(300)
+def test_the_readme_ecs_section_runs_against_moto(
+    tmp_path: Path, readable_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.emulators.ecs_runner import EcsRunner
+    from tests.emulators.moto_server import aws_test_env
+
+    region = "eu-west-1"
+    aws_test_env(monkeypatch, tmp_path, region)  # fake credentials; nothing of the developer's
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = base_env(tmp_path / "home", api_url)
+    examples = readable_dir / "push-pools" / "examples"
+    examples.mkdir(parents=True)
+    shutil.copy(EXAMPLES / "hello_flow.py", examples / "hello_flow.py")
+    # moto's server, whose ECS tasks run as local processes of this interpreter.
+    with EcsRunner(regions=(region,), stop_grace_seconds=1.0) as moto:
+        # The policy provisioning attaches to the task execution role, which moto lacks.
+        assert moto._server is not None
+        moto._server.add_aws_managed_policies("AmazonECSTaskExecutionRolePolicy")
+        server = subprocess.Popen(
+            [str(PUSH_POOLS), "server", "start"],
+            env=env,
+            stdout=(tmp_path / "server.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_healthy(api_url, server)
+            for line in marked_blocks(README.read_text(), against="moto")[0]:
+                # The README's substitutions: moto's endpoint for AWS, any image name (moto
+                # pulls nothing).
+                line = line.replace("<your image>", "python:3.11-slim")
+                words = shlex.split(line)
+                if "--provision-infra" in words or "deprovision-infra" in words:
+                    words += ["--endpoint-url", moto.endpoint]
+                result = subprocess.run(
+                    [str(PUSH_POOLS), *words[1:]],
+                    env=env,
+                    cwd=examples,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                assert result.returncode == 0, f"`{line}`:\n{result.stdout}\n{result.stderr}"
+                assert "Traceback" not in result.stdout + result.stderr
+                if words[1:3] == ["deployment", "run"]:
+                    assert "COMPLETED" in result.stdout, result.stdout
+        finally:
+            server.terminate()
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        assert moto.errors == []

@@ -96,7 +96,7 @@ def test_reads_go_on_while_another_writer_holds_the_lock(
     server: EmbeddedServer, client: Client
 ) -> None:
     if not server.store.is_sqlite:
-        pytest.skip("SQLite's write lock")
+        pytest.skip("checks SQLite's write lock; this run's store is not SQLite")
     client.create_work_pool({"name": "pool", "type": "process"})
     with sqlite_write_lock(server):
         assert [p["name"] for p in client.list_work_pools()] == ["pool"]
@@ -107,7 +107,7 @@ def test_a_write_that_cannot_get_the_lock_answers_503_with_retry_after(
     server: EmbeddedServer, client: Client
 ) -> None:
     if not server.store.is_sqlite:
-        pytest.skip("SQLite's write lock")
+        pytest.skip("checks SQLite's write lock; this run's store is not SQLite")
     with sqlite_write_lock(server):
         response = httpx.post(
             f"{server.api_url}/work_pools", json={"name": "pool", "type": "process"}, timeout=60

@@ -38,3 +38,23 @@ def test_the_full_traceback_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
     files = frame_files(user_traceback(failure()))
     assert any("/push_pools/" in name for name in files)
     assert __file__ in files
+
+
+def test_output_without_tracebacks_keeps_everything_else() -> None:
+    from push_pools.tracebacks import without_tracebacks
+
+    lines = [
+        "starting",
+        "Traceback (most recent call last):",
+        '  File "x.py", line 1, in <module>',
+        "    import big",
+        "ValueError: first",
+        "",
+        "During handling of the above exception, another exception occurred:",
+        "",
+        "Traceback (most recent call last):",
+        '  File "y.py", line 2, in f',
+        "MemoryError",
+        "run ended",
+    ]
+    assert without_tracebacks(lines) == ["starting", "run ended"]

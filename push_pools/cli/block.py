@@ -22,7 +22,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable fie
 def _client() -> Any:
     from push_pools.client import Client
 
-    return Client()
+    return Client(stdlib_http=True)
 
 
 @app.command("create")

@@ -306,7 +306,7 @@ class DeployCommand:
         if self._client is None:
             from push_pools.client import Client
 
-            self._client = Client()
+            self._client = Client(stdlib_http=True)
         return self._client
 
     def execute(self) -> None:

@@ -20,7 +20,7 @@ FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 def _client() -> Any:
     from push_pools.client import Client
 
-    return Client()
+    return Client(stdlib_http=True)
 
 
 @app.command("ls")

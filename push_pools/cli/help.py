@@ -10,6 +10,8 @@ from typing import Any
 
 from typer.core import TyperGroup
 
+from push_pools.cli.coercion import install_light_coercion
+
 __all__ = ["HelpGroup"]
 
 # Long enough for any first sentence; the help formatter wraps it to the terminal.
@@ -17,6 +19,18 @@ _SUMMARY_LIMIT = 300
 
 
 class HelpGroup(TyperGroup):
+    """Also gives every command it hands out (and itself) the pydantic-free value conversion."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            install_light_coercion(command, getattr(ctx, "help_option_names", None))
+        return command
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        install_light_coercion(self, ctx.help_option_names)
+        return super().parse_args(ctx, args)
+
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         rows = []
         for name in self.list_commands(ctx):

@@ -6,8 +6,10 @@ Only typer is imported at start; every command imports what it needs when it run
 
 from __future__ import annotations
 
+import copy
 import importlib
 import sys
+from typing import Any
 
 import typer
 
@@ -29,12 +31,39 @@ COMMANDS = {
     "deploy": ("push_pools.cli.deploy", "deploy"),
     "demo": ("push_pools.cli.demo", "demo"),
 }
+# The command list of `push-pools --help`, in its order, so that the top-level help imports no
+# command module (~40 ms: work-pool's flags come from the provisioners' entry points).
+# tests/test_cli_basics.py checks each line against the summary its module gives.
+SUMMARIES = {
+    "deploy": "Create or update deployments: a flow, a work pool, parameters, and schedules.",
+    "demo": "Start a temporary server; run the example flow through a process pool with a "
+    "worker, then through a managed pool that needs no worker; print results and logs; "
+    "clean up.",
+    "server": "Run the API server.",
+    "work-pool": "Create and manage work pools.",
+    "work-queue": "Create and manage the work queues of a pool.",
+    "worker": "Start a worker that runs a pool's flow runs here.",
+    "deployment": "Inspect and run deployments.",
+    "flow-run": "Inspect flow runs and their logs.",
+    "block": "Store credentials and other configuration blocks.",
+}
+
+
+class RootGroup(HelpGroup):
+    """With no command named, no command is loaded: the help lists them from SUMMARIES."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        if self.commands:
+            super().format_commands(ctx, formatter)
+            return
+        with formatter.section("Commands"):
+            formatter.write_dl(list(SUMMARIES.items()))
 
 
 def build_app(argv: list[str]) -> typer.Typer:
     """The CLI with the command group `argv` names, or with all of them."""
     app = typer.Typer(
-        cls=HelpGroup,
+        cls=RootGroup,
         name="push-pools",
         help="Run flows on your own infrastructure: work pools, deployments, flow runs, workers.",
         no_args_is_help=True,
@@ -47,7 +76,10 @@ def build_app(argv: list[str]) -> typer.Typer:
     )
     app.callback()(_root_options)
     named = next((arg for arg in argv if not arg.startswith("-")), None)
-    if named in GROUPS:
+    if named is None:
+        # Help, --version or a usage error: the root alone answers them.
+        wanted: set[str] = set()
+    elif named in GROUPS:
         wanted = {named}
     elif named in COMMANDS:
         # Both: with a single command and no group, typer would make it the whole CLI.
@@ -56,11 +88,41 @@ def build_app(argv: list[str]) -> typer.Typer:
         wanted = set(GROUPS) | set(COMMANDS)
     for name, (module, attribute) in GROUPS.items():
         if name in wanted:
-            app.add_typer(getattr(importlib.import_module(module), attribute), name=name)
+            group = getattr(importlib.import_module(module), attribute)
+            app.add_typer(_only_the_named_command(group, argv, name), name=name)
     for name, (module, attribute) in COMMANDS.items():
         if name in wanted:
-            app.command(name)(getattr(importlib.import_module(module), attribute))
+            command = getattr(importlib.import_module(module), attribute)
+            _add_provision_flags(command)
+            app.command(name)(command)
     return app
+
+
+def _only_the_named_command(group: typer.Typer, argv: list[str], name: str) -> typer.Typer:
+    """`group` with only the command that `argv` names after `name`, when it names one of
+    them: typer builds every command of a group, and some are costly to build (those with
+    provisioning flags). Otherwise (the group's help, an unknown command) the whole group."""
+    from typer.main import get_command_name
+
+    after = argv[argv.index(name) + 1 :] if name in argv else []
+    wanted = next((arg for arg in after if not arg.startswith("-")), None)
+
+    def command_name(info: Any) -> str:
+        return str(info.name or get_command_name(info.callback.__name__))
+
+    chosen = [info for info in group.registered_commands if command_name(info) == wanted]
+    if chosen and not group.registered_groups:
+        group = copy.copy(group)
+        group.registered_commands = chosen
+    for info in group.registered_commands:
+        _add_provision_flags(info.callback)
+    return group
+
+
+def _add_provision_flags(command: Any) -> None:
+    from push_pools.cli.provision_flags import add_provision_flags
+
+    add_provision_flags(command)
 
 
 def _show_version(value: bool) -> None:

@@ -14,7 +14,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-__all__ = ["chosen_values", "provision_infra_help", "refuse_given", "with_provision_flags"]
+__all__ = [
+    "add_provision_flags",
+    "chosen_values",
+    "provision_infra_help",
+    "refuse_given",
+    "with_provision_flags",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,30 +71,42 @@ def provision_infra_help() -> str:
 
 
 def with_provision_flags(*, teardown: bool = False) -> Callable[[F], F]:
-    """Add every provisioner's options (with `teardown`: only those a teardown takes) to the
-    command as keyword-only parameters; the command takes them as `**cloud_options`."""
+    """Mark a command to take every provisioner's options (with `teardown`: only those a
+    teardown takes) as keyword-only parameters, as `**cloud_options`. They are added when the
+    command is built (`add_provision_flags`, called by push_pools.cli.main), not at import:
+    finding the provisioners reads every installed package's entry points (~40 ms), which
+    `work-pool ls` and the other commands without these flags need not pay."""
 
     def decorate(func: F) -> F:
-        signature = inspect.signature(func, eval_str=True)
-        kept = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
-        taken = {p.name for p in kept}
-        for option, pool_types in _merged(teardown):
-            if option.name in taken:
-                raise TypeError(
-                    f"provisioning option '{option.name}' clashes with a flag of {func.__name__}"
-                )
-            kept.append(
-                inspect.Parameter(
-                    option.name,
-                    inspect.Parameter.KEYWORD_ONLY,
-                    default=None if option.multiple else option.default,
-                    annotation=_annotation(option, pool_types),
-                )
-            )
-        func.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
+        func._provision_flags_teardown = teardown  # type: ignore[attr-defined]
         return func
 
     return decorate
+
+
+def add_provision_flags(func: Callable[..., Any]) -> None:
+    """Give a command marked by `with_provision_flags` its parameters (once); others are left
+    as they are."""
+    teardown = getattr(func, "_provision_flags_teardown", None)
+    if teardown is None or "__signature__" in func.__dict__:
+        return
+    signature = inspect.signature(func, eval_str=True)
+    kept = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    taken = {p.name for p in kept}
+    for option, pool_types in _merged(teardown):
+        if option.name in taken:
+            raise TypeError(
+                f"provisioning option '{option.name}' clashes with a flag of {func.__name__}"
+            )
+        kept.append(
+            inspect.Parameter(
+                option.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None if option.multiple else option.default,
+                annotation=_annotation(option, pool_types),
+            )
+        )
+    func.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
 
 
 def chosen_values(

@@ -62,7 +62,7 @@ def read_template(path: Path) -> dict[str, Any]:
 def _client() -> Any:
     from push_pools.client import Client
 
-    return Client()
+    return Client(stdlib_http=True)
 
 
 def _show_pool(pool: dict[str, Any], as_json: bool, verb: str | None = None) -> None:
@@ -93,13 +93,6 @@ def _show_pool(pool: dict[str, Any], as_json: bool, verb: str | None = None) -> 
     print_fields(f"Work pool {pool['name']}", fields)
 
 
-ProvisionFlag = Annotated[
-    bool,
-    typer.Option(
-        "--provision-infra",
-        help=provision_infra_help(),
-    ),
-]
 DryRunOption = Annotated[
     bool,
     typer.Option("--dry-run", help="Only show the plan (with --json: as JSON); change nothing."),
@@ -119,7 +112,11 @@ def create(
         int | None, typer.Option(help="Most runs of this pool active at once.", min=0)
     ] = None,
     description: Annotated[str | None, typer.Option(help="Free text.")] = None,
-    provision_infra: ProvisionFlag = False,
+    # Inline, not a module-level alias: the help lists the provisioners, found only when this
+    # command is built (push_pools/cli/provision_flags.py).
+    provision_infra: Annotated[
+        bool, typer.Option("--provision-infra", help=provision_infra_help())
+    ] = False,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
     as_json: JsonOption = False,

@@ -57,6 +57,7 @@ from push_pools.managed import (
 from push_pools.managed.bwrap import ConfinedInstall, Confinement, exit_code, interpreter_paths
 from push_pools.managed.bwrap import preexec as confined_preexec
 from push_pools.managed.environments import InstallFailed, ensure_environment
+from push_pools.memory_limit import MEMORY_LIMIT_ENV, over_limit_message
 
 TIMEOUT_GRACE_SECONDS = 10.0
 DEFAULT_CANCEL_GRACE_SECONDS = 10.0
@@ -237,6 +238,7 @@ class Sandbox:
             base["PYTHONPATH"] = os.environ["PYTHONPATH"]
         if limits.memory_mib is not None:
             base["MALLOC_ARENA_MAX"] = "2"
+            base[MEMORY_LIMIT_ENV] = str(limits.memory_mib)
         env = {**base, **job_env}
 
         if limits.cpus is not None:
@@ -336,7 +338,7 @@ class Sandbox:
                 or self._output_mentions_memory(output_start)
             )
         ):
-            return Result(code, "memory", f"exceeded its memory limit of {limits.memory_mib} MiB")
+            return Result(code, "memory", over_limit_message(limits.memory_mib))
         if code < 0:
             try:
                 name = signal.Signals(-code).name
