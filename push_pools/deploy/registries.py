@@ -31,8 +31,9 @@ __all__ = ["PoolRegistry", "auth_config_for", "pool_registry"]
 _ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 _GOOGLE_HOST = re.compile(r"^(?:[a-z0-9-]+-docker\.pkg\.dev|(?:[a-z]+\.)?gcr\.io)$")
 _ACR_HOST = re.compile(r"^[a-z0-9]+\.azurecr\.(?:io|cn|us)$")
-ACR_TOKEN_USER = "00000000-0000-0000-0000-000000000000"
-GOOGLE_TOKEN_USER = "oauth2accesstoken"
+# The registries' documented fixed user names for token logins; the secret is the token.
+ACR_TOKEN_USER = "00000000-0000-0000-0000-000000000000"  # nosec B105
+GOOGLE_TOKEN_USER = "oauth2accesstoken"  # nosec B105
 _GOOGLE_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _AZURE_SCOPE = "https://management.azure.com/.default"
 
