@@ -477,3 +477,81 @@ def test_from_source_builds_the_source_into_the_image(
     assert deployment.job_variables["image"] == "acme/flows:src"
     assert deployment.pull_steps == [] and deployment.path is None
     assert engine.builds[-1].context["marker.txt"] == b"from the image"
+
+
+# --- the deploy wizard --------------------------------------------------------------------------
+
+
+class _Terminal(io.StringIO):
+    """Answers typed at a terminal: `deploy` asks only when its stdin is one."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_deploy_wizard_builds_an_image_for_a_docker_pool_and_saves_its_steps(
+    client: Client,
+    engine: DockerEmulator,
+    project: Path,
+    cli: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    import yaml
+
+    make_pool(client)
+    answers = [
+        "boxed",  # Deployment name
+        "n",  # Run it on a cron schedule?
+        "y",  # Build a custom Docker image for this deployment?
+        "acme/flows",  # Image name
+        "v3",  # Image tag
+        "auto",  # Dockerfile
+        "n",  # Push this image to a remote registry? (a docker pool's engine has it)
+        "y",  # Save this deployment to push-pools.yaml?
+    ]
+    monkeypatch.setattr(sys, "stdin", _Terminal("\n".join(answers) + "\n"))
+    result = cli("deploy", "flows.py:shipped", "-p", "docker-pool")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "Build a custom Docker image" in result.stdout
+    deployment = client.get_deployment_by_name("shipped/boxed")
+    assert deployment["job_variables"]["image"] == "acme/flows:v3"
+    assert [str(tag) for tag in engine.builds[-1].tags] == ["docker.io/acme/flows:v3"]
+    assert engine.pushes == []
+
+    # The saved file builds the same image next time, without a question.
+    saved = yaml.safe_load((project / "push-pools.yaml").read_text())
+    [entry] = saved["deployments"]
+    assert entry["build"] == [
+        {
+            "build_docker_image": {
+                "id": "build-image",
+                "image_name": "acme/flows",
+                "tag": "v3",
+                "dockerfile": "auto",
+            }
+        }
+    ]
+    assert "push" not in entry
+    assert entry["work_pool"]["job_variables"]["image"] == "{{ build-image.image }}"
+    builds = len(engine.builds)
+    again = cli("deploy", "-n", "boxed", "--no-prompt")
+    assert again.exit_code == 0, again.stdout + again.stderr
+    assert len(engine.builds) == builds + 1
+    assert client.get_deployment_by_name("shipped/boxed")["job_variables"]["image"] == (
+        "acme/flows:v3"
+    )
+
+
+def test_the_deploy_wizard_asks_about_no_image_for_a_process_pool(
+    client: Client, project: Path, cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    client.create_work_pool({"name": "local", "type": "process"})
+    monkeypatch.setattr(sys, "stdin", _Terminal("boxed\nn\nn\n"))
+    result = cli("deploy", "flows.py:shipped", "-p", "local")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "Docker image" not in result.stdout
+    assert client.get_deployment_by_name("shipped/boxed")["job_variables"].get("image") is None

@@ -401,9 +401,8 @@ def test_template_defaults_point_at_what_was_provisioned(aws: Aws) -> None:
     assert defaults["cloudwatch_log_group"] == f"/push-pools/{POOL}"
     assert defaults["cloudwatch_logs_prefix"] == "push-pools"
     assert defaults["cloudwatch_create_log_group"] is False
-    assert defaults["image"] == (
-        f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/push-pools-{POOL}:latest"
-    )
+    # No image default: bundle deploys get the stock image, image deploys the repository.
+    assert "image" not in defaults
     assert defaults["aws_credentials"] == f"{POOL}-aws-credentials"
     network = defaults["network_configuration"]
     assert network["securityGroups"] == [outputs["network-security-group"].data["group_id"]]

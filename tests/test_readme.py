@@ -10,6 +10,7 @@ the background until the end.
 from __future__ import annotations
 
 import re
+import json
 import shlex
 import shutil
 import subprocess
@@ -169,6 +170,17 @@ def test_the_readme_ecs_section_runs_against_moto(
                 assert "Traceback" not in result.stdout + result.stderr
                 if words[1:3] == ["deployment", "run"]:
                     assert "COMPLETED" in result.stdout, result.stdout
+            # The deploy named no image: the task ran the stock image with the bootstrap.
+            inspect = subprocess.run(
+                [str(PUSH_POOLS), "deployment", "inspect", "hello/ecs", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            job_variables = json.loads(inspect.stdout)["job_variables"]
+            assert job_variables["image"].startswith("python:3."), job_variables
+            assert "/bootstrap" in str(job_variables["command"]), job_variables
         finally:
             server.terminate()
             try:

@@ -117,9 +117,10 @@ def template_defaults(
         "region": region,
         "cluster": data(StepIds.CLUSTER)["arn"],
         "execution_role_arn": data(StepIds.EXECUTION_ROLE)["arn"],
-        # Fargate tasks start with an image pushed to our repository (tag `latest` until a
-        # deployment sets its own); a missing image fails at pull time, naming this URI.
-        "image": f"{data(StepIds.REPOSITORY)['uri']}:latest",
+        # No `image`: the template's built-in one stays, so a bundle deploy runs on the stock
+        # Python image with the bootstrap (deploy/stock_image.py). An `<repo>:latest` default
+        # here named an image nobody had pushed, and every such run failed to pull it. Image
+        # deploys find the repository in the pool's records (deploy/registries.py).
         "configure_cloudwatch_logs": True,
         "cloudwatch_log_group": data(StepIds.LOG_GROUP)["name"],
         "cloudwatch_logs_prefix": LOG_STREAM_PREFIX,

@@ -300,6 +300,8 @@ class DeployCommand:
         self._client: Client | None = None
         # Set when the wizard made the deployment, so it can offer to save it afterwards.
         self._wizard_spec: DeploymentSpec | None = None
+        # repository:tag an --image (or the wizard's image) went to, for saving it.
+        self._image_reference: str | None = None
 
     @property
     def client(self) -> Client:
@@ -596,7 +598,42 @@ class DeployCommand:
             "Run it on a cron schedule?", default=False
         ):
             update["cron"], update["timezone"] = _ask_cron(overrides.timezone)
+        self.ask_image(update.get("pool") or overrides.pool or "", name)
         return entrypoint, name, _replace(overrides, **update)
+
+    def ask_image(self, pool_name: str, deployment_name: str) -> None:
+        """The tutorials' "build a custom Docker image?", for a pool whose runs are containers.
+
+        A docker pool's worker needs an image with the code (yes by default, kept local by
+        default); a push pool runs a code bundle on the stock image without one (no by default),
+        and its image must go to a registry the cloud can pull from (push by default)."""
+        from rich.prompt import Confirm, Prompt
+
+        if self.image is not None or not pool_name:
+            return
+        pool = self.client.get_work_pool(pool_name)
+        variables = (pool.get("base_job_template") or {}).get("variables") or {}
+        if "image" not in (variables.get("properties") or {}):
+            return  # process and managed pools run no images
+        local_engine = pool.get("type") == "docker"
+        question = "Build a custom Docker image for this deployment?"
+        wanted = Confirm.ask(question, default=local_engine)
+        if not wanted:
+            return
+        image_name = Prompt.ask(
+            "Image name (repository, e.g. acme/flows; without a registry it goes to the "
+            "pool's registry when --provision-infra made one)",
+            default=deployment_name,
+        ).strip()
+        tag = Prompt.ask("Image tag", default="latest").strip()
+        has_dockerfile = (self.directory / "Dockerfile").is_file()
+        dockerfile = Prompt.ask(
+            "Dockerfile (a path, or 'auto' to generate one that installs push-pools and "
+            "requirements.txt)",
+            default="Dockerfile" if has_dockerfile else "auto",
+        ).strip()
+        push = Confirm.ask("Push this image to a remote registry?", default=not local_engine)
+        self.image = ImageOption(f"{image_name}:{tag}", dockerfile, push=push)
 
     def ask_required_params(self, entrypoint: str, given: list[str]) -> list[str]:
         """Ask for the flow's required parameters that no --param gave, as KEY=VALUE items."""
@@ -617,6 +654,8 @@ class DeployCommand:
         spec = self._wizard_spec
         if spec is None or not self.interactive:
             return
+        if self.image is not None:
+            spec = self.with_image_steps(spec, self.image)
         from rich.prompt import Confirm
 
         from push_pools.deploy.project import save_deployment
@@ -626,6 +665,44 @@ class DeployCommand:
         if Confirm.ask(f"Save this deployment to {path.name}{warning}?", default=True):
             save_deployment(path, spec)
             _console().print(f"Saved. Next time: push-pools deploy -n {spec.name}", markup=False)
+
+    def with_image_steps(self, spec: DeploymentSpec, image: ImageOption) -> DeploymentSpec:
+        """The wizard's image as the project file's build (and push) steps, so the next
+        `deploy -n NAME` builds the same image; the name is the one the image went to (the
+        pool's registry, when the wizard's name had none)."""
+        from push_pools.deploy.images import split_tag
+        from push_pools.deploy.project import WorkPoolSpec
+
+        repository, tag = split_tag(self._image_reference or image.name)
+        build = [
+            {
+                "build_docker_image": {
+                    "id": "build-image",
+                    "image_name": repository,
+                    "tag": tag or "latest",
+                    "dockerfile": image.dockerfile,
+                }
+            }
+        ]
+        push = [
+            {
+                "push_docker_image": {
+                    "id": "push-image",
+                    "image_name": "{{ build-image.image_name }}",
+                    "tag": "{{ build-image.tag }}",
+                }
+            }
+        ]
+        runs_use = "{{ push-image.image }}" if image.push else "{{ build-image.image }}"
+        pool = spec.work_pool or WorkPoolSpec(name=self.overrides.pool or "")
+        job_variables = {**pool.job_variables, "image": runs_use}
+        return spec.model_copy(
+            update={
+                "build": build,
+                "push": push if image.push else None,
+                "work_pool": pool.model_copy(update={"job_variables": job_variables}),
+            }
+        )
 
     # --- checking and building ---------------------------------------------------------------
 
@@ -716,6 +793,7 @@ class DeployCommand:
                 warn=lambda message: _note(f"Warning: {message}", True),
             )
         _note_plain(shipped.describe(), self.as_json)
+        self._image_reference = shipped.reference
         job_variables = {**(body.get("job_variables") or {}), "image": shipped.image}
         # Runs start in the image's working directory, where the code is.
         pull = body["pull_steps"] if own_pull is not None else []
