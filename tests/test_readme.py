@@ -9,8 +9,8 @@ the background until the end.
 
 from __future__ import annotations
 
-import re
 import json
+import re
 import shlex
 import shutil
 import subprocess

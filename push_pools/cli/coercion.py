@@ -16,12 +16,22 @@ import re
 from types import SimpleNamespace
 from typing import Any
 
+import typer
+
+# typer._coercion is private: only the minor version this was written against gets the light
+# conversion; any other typer (a newer one a fresh install brings) converts every value itself,
+# slower but never wrong.
+_KNOWN_TYPER = ("0.29.",)
 try:
+    if not typer.__version__.startswith(_KNOWN_TYPER):
+        raise ImportError(typer.__version__)
     from typer._coercion import RuntimeParam, build_runtime_param
 except ImportError:  # another typer: its own conversion then does all the work
     RuntimeParam = None  # type: ignore[assignment,misc]
 
-__all__ = ["install_light_coercion"]
+LIGHT_COERCION = RuntimeParam is not None
+
+__all__ = ["LIGHT_COERCION", "install_light_coercion"]
 
 # Only forms whose meaning pydantic's lax mode shares exactly; any other spelling falls back.
 _INT = re.compile(r"-?[0-9]{1,18}")
