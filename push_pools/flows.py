@@ -332,7 +332,7 @@ class Flow(Generic[P, R]):
 
         Options: work_queue_name, job_variables, cron, interval, timezone, schedules,
         parameters, tags, description, paused, entrypoint, source_dir, pull_steps, bundle
-        (upload source_dir as a code bundle: default for push and managed pools), image
+        (upload source_dir as a code bundle: default for push, managed and docker pools), image
         ("repo/name:tag" or a DeploymentImage: build and push it, and runs use its digest),
         build and push (False skips that part of the image), quiet (print nothing).
         """

@@ -23,6 +23,7 @@ from tests.bundle_helpers import (  # noqa: F401 (stock_python: a fixture)
     stock_python,
 )
 from tests.conftest import wait_for_state
+from tests.test_docker_pool import docker_type, emulator, engine  # noqa: F401 (fixtures)
 from tests.test_ecs_executor import aws, ecs_pool, runner  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.store
@@ -610,3 +611,43 @@ def test_a_local_from_source_deploy_to_a_managed_pool_is_bundled(
         "src", managed, client=client, quiet=True
     )
     assert client.has_bundle(_bundle_sha(deployment.model_dump()))
+
+
+def test_a_docker_pool_runs_a_bundle_deploy_on_the_stock_image_through_the_bootstrap(
+    client: Client,
+    readable_dir: Path,
+    stock_python: Path,  # noqa: F811 (the fixture imported above)
+    engine: Any,  # noqa: F811 (the fixture imported above)
+    docker_type: None,  # noqa: F811 (the fixture imported above)
+    worker_factory: Callable[..., Any],
+) -> None:
+    import sys
+
+    from push_pools.deploy.entrypoints import load_flow
+    from push_pools.executors.docker.executor import DockerExecutor
+    from tests.bundle_helpers import where_project
+    from tests.test_docker_pool import container_of
+
+    template = client.default_base_job_template("docker")
+    # Only the stand-in image's interpreter: nothing that would make push-pools importable.
+    template["variables"]["properties"]["env"]["default"] = bootstrap_env(stock_python)
+    client.create_work_pool(
+        {"name": "docker-pool", "type": "docker", "base_job_template": template}
+    )
+    project = where_project(readable_dir, marker="bundled for Docker")
+    flow = load_flow("flows.py:where", project)
+    # No image: the code goes as a bundle, the container is the stock image with the bootstrap.
+    deployment = flow.deploy("stock", "docker-pool", source_dir=project, client=client, quiet=True)
+    stock = f"python:{sys.version_info[0]}.{sys.version_info[1]}-slim"
+    assert deployment.job_variables["image"] == stock
+    assert "/bootstrap" in deployment.job_variables["command"]
+    assert deployment.pull_steps and "pull_bundle" in str(deployment.pull_steps)
+    shutil.rmtree(project)  # the run's code comes from the bundle, not from here
+
+    worker_factory("docker-pool", executor=DockerExecutor(output=io.StringIO()))
+    run = client.create_run(deployment.id, {})
+    final = wait_for_state(client, run["id"], timeout=120)
+    assert final["state"] == "COMPLETED", final["state_message"]
+    assert final["result"]["marker"] == "bundled for Docker"
+    assert final["result"]["push_pools"].startswith(str(stock_python))  # the wheel's copy
+    assert container_of(engine, run["id"]).config["Image"] == stock

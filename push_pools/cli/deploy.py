@@ -159,7 +159,7 @@ def deploy(
         typer.Option(
             "--bundle/--no-bundle",
             help="Upload the project directory as a code bundle that runs download (default: "
-            "yes for push and managed pools, whose runs cannot see this machine's files; "
+            "yes for push, managed and docker pools, whose runs cannot see this machine's files; "
             "respects .gitignore and .pushpoolsignore). Only without pull steps of your own.",
             show_default=False,
         ),

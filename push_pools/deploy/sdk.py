@@ -80,7 +80,7 @@ def apply_flow(
     Without `entrypoint`, it is derived from where the flow's function is defined, relative to
     `source_dir` (default: that file's directory). Without `pull_steps`, runs start by moving to
     `source_dir`, so the code must be readable at that path wherever the run executes; for
-    a push or managed pool (or with `bundle=True`) `source_dir` is uploaded as a code bundle
+    a push, managed or docker pool (or with `bundle=True`) `source_dir` is uploaded as a code bundle
     instead, which runs download (`bundle=False`: never).
     """
     if image is not None:
@@ -474,7 +474,7 @@ class FlowSource:
     ) -> DeploymentOut:
         """Create or update the deployment and print its summary (unless `quiet`), as
         `Flow.deploy` does; see `apply_flow` for the arguments. A local directory is uploaded
-        as a code bundle for push and managed pools (or with `bundle=True`), as there; with
+        as a code bundle for push, managed and docker pools (or with `bundle=True`), as there; with
         `image`, the source (a git source as cloned now) is built into it instead."""
         from push_pools.deploy.summary import print_summary
         from push_pools.models import DeploymentOut

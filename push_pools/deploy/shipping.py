@@ -45,7 +45,9 @@ def pool_wants_bundle(pool_type: str) -> bool:
         kind = pool_types.get(pool_type)
     except InvalidInput:
         return False
-    return kind.is_push or pool_type == "managed"
+    # Runs that cannot see this machine's directories: the cloud's, the server's host, and a
+    # Docker engine's containers.
+    return kind.is_push or pool_type in ("managed", "docker")
 
 
 def ship(
@@ -107,8 +109,8 @@ def bundle_body(
     if bundle is False:
         return body, None
     pool: dict[str, Any] | None = None
-    if body.get("work_pool_name") and (pool_type is None or _is_push(pool_type)):
-        # A push pool's template says whether the runs need the stock image (stock_image.py).
+    if body.get("work_pool_name") and (pool_type is None or _runs_containers(pool_type)):
+        # The pool's template says whether the runs need the stock image (stock_image.py).
         pool = client.get_work_pool(body["work_pool_name"])
         pool_type = str(pool["type"])
     if bundle is None:
@@ -136,11 +138,11 @@ def bundle_body(
     return new_body, shipped
 
 
-def _is_push(pool_type: str) -> bool:
+def _runs_containers(pool_type: str) -> bool:
     from push_pools import pool_types
 
     try:
-        return pool_types.get(pool_type).is_push
+        return pool_types.get(pool_type).is_push or pool_type == "docker"
     except InvalidInput:
         return False
 

@@ -1,5 +1,6 @@
-"""The default image and command of a bundle deploy to a push pool: a stock Python image and a
-short command that downloads the bootstrap (push_pools/bootstrap.py) from the server and runs it.
+"""The default image and command of a bundle deploy to a push or docker pool: a stock Python
+image and a short command that downloads the bootstrap (push_pools/bootstrap.py) from the server
+and runs it.
 
 `deploy` records them as the deployment's job variables, so `deployment inspect` shows what the
 runs will start with. They apply only when neither the pool (its template's image default
@@ -50,29 +51,33 @@ def stock_job_variables(pool: dict[str, Any], job_variables: dict[str, Any]) -> 
         kind = pool_types.get(str(pool.get("type")))
     except InvalidInput:
         return {}
-    if not kind.is_push or job_variables.get("image"):
+    if not (kind.is_push or kind.name == "docker") or job_variables.get("image"):
         return {}
-    builtin = _defaults(kind.default_template())
+    template = kind.default_template()
+    builtin = _defaults(template)
     own = _defaults(pool.get("base_job_template") or {})
-    if "image" not in builtin or "command" not in builtin:
+    if "image" not in builtin or "command" not in _properties(template):
         return {}  # a type whose runs are not containers
     if own.get("image", builtin["image"]) != builtin["image"]:
         return {}  # the pool's own image
     added: dict[str, Any] = {"image": stock_image()}
     # A command of the pool's or the deployment's own is theirs to keep (a wrapper, say).
-    pool_command = own.get("command", builtin["command"])
-    if not job_variables.get("command") and pool_command == builtin["command"]:
+    # (The docker type's command has no default: empty means the engine's own.)
+    pool_command = own.get("command", builtin.get("command"))
+    if not job_variables.get("command") and pool_command == builtin.get("command"):
         added["command"] = bootstrap_command()
     return added
 
 
-def _defaults(template: dict[str, Any]) -> dict[str, Any]:
+def _properties(template: dict[str, Any]) -> dict[str, Any]:
     variables = template.get("variables") if isinstance(template, dict) else None
     properties = variables.get("properties") if isinstance(variables, dict) else None
-    if not isinstance(properties, dict):
-        return {}
+    return properties if isinstance(properties, dict) else {}
+
+
+def _defaults(template: dict[str, Any]) -> dict[str, Any]:
     return {
         name: spec["default"]
-        for name, spec in properties.items()
+        for name, spec in _properties(template).items()
         if isinstance(spec, dict) and "default" in spec
     }

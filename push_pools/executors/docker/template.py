@@ -66,9 +66,10 @@ def default_template() -> dict[str, Any]:
                 "image": {
                     "title": "Image",
                     "description": (
-                        "Image the container runs. It must have push-pools and the flow's "
-                        "dependencies installed (push-pools is on no package index: build it "
-                        "with `deploy` or install the wheel yourself)."
+                        "Image the container runs. A deploy that names none runs its code "
+                        "bundle on the stock python:X.Y-slim image, which installs push-pools "
+                        "from the server at start; an image of your own (`deploy --image`) "
+                        "must have push-pools and the flow's dependencies installed."
                     ),
                     "type": "string",
                     "default": DEFAULT_IMAGE,
