@@ -449,3 +449,18 @@ def test_the_runs_list_filters_by_time_and_pages_keeping_its_filters(
     page.get_by_role("link", name="Older runs").click()
     page.wait_for_url("**before=*")
     expect(rows).to_have_count(5)
+
+
+def test_deployments_say_their_schedules_in_words_with_times_on_the_schedules_clock(
+    server: Any, client: Any, page: Any, flow_dir: Path
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deploy(
+        client, flow_dir, "greet", schedules=[{"cron": "0 1 * * *", "timezone": "Europe/Berlin"}]
+    )
+    page.goto(f"{base(server)}/deployments")
+    assert page.locator(".schedule").inner_text() == "every day at 01:00 Europe/Berlin"
+    times = page.locator(".next-run")
+    expect(times).to_have_count(3)
+    # 01:00 in Berlin, whichever of CET or CEST the next days fall in.
+    assert all(" 01:00 CE" in text for text in times.all_inner_texts())
