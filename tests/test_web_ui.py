@@ -464,3 +464,29 @@ def test_deployments_say_their_schedules_in_words_with_times_on_the_schedules_cl
     expect(times).to_have_count(3)
     # 01:00 in Berlin, whichever of CET or CEST the next days fall in.
     assert all(" 01:00 CE" in text for text in times.all_inner_texts())
+
+
+def test_a_run_from_the_form_takes_job_variable_overrides_and_explains_bad_ones(
+    server: Any, client: Any, page: Any, flow_dir: Path, worker_factory: Callable[..., Any]
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deployment = deploy(client, flow_dir, "show_env", parameters={"key": "WHO"})
+    page.goto(f"{base(server)}/deployments/{deployment['id']}/run")
+    page.get_by_text("Job variable overrides").click()
+    overrides = page.get_by_label("Job variables (JSON)")
+    overrides.fill('{"env": "not a mapping"}')
+    page.get_by_role("button", name="Run").click()
+    message = page.locator("#err-job_variables")
+    assert "env" in message.inner_text()
+    assert overrides.get_attribute("aria-describedby") == "err-job_variables"
+    overrides.fill("{not json")
+    page.get_by_role("button", name="Run").click()
+    assert "not valid JSON" in message.inner_text()
+    assert client.list_runs() == []
+    overrides.fill('{"env": {"WHO": "set for this run"}}')
+    worker_factory("pool")
+    page.get_by_role("button", name="Run").click()
+    page.wait_for_url("**/flow-runs/*")
+    page.locator(".badge.state-completed").first.wait_for()
+    assert page.locator("#result").inner_text() == "set for this run"
+    assert client.list_runs()[0]["job_variables"] == {"env": {"WHO": "set for this run"}}

@@ -9,11 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from push_pools.api import deployments as deployment_api
 from push_pools.api.deps import NotifierDep, SessionDep, StoreRoute
-from push_pools.errors import PushPoolsError
+from push_pools.errors import NotFound, PushPoolsError
 from push_pools.models import DeploymentOut, DeploymentUpdate, RunCreate
+from push_pools.store import pools as pool_store
 from push_pools.ui.forms import FormDep, field_errors
 
 router = APIRouter(route_class=StoreRoute)
@@ -51,8 +53,21 @@ def parameter_fields(deployment: DeploymentOut) -> list[dict[str, Any]]:
     return fields
 
 
+def _variable_names(session: Session, deployment: DeploymentOut) -> list[str]:
+    """The job variables the deployment's pool lets a run set, to name beside the overrides."""
+    if not deployment.work_pool_name or deployment.work_pool_deleted:
+        return []
+    try:
+        pool = pool_store.get_pool(session, deployment.work_pool_name)
+    except NotFound:
+        return []
+    schema = pool.base_job_template.get("variables") or {}
+    return sorted(schema.get("properties") or {})
+
+
 def _run_form(
     request: Request,
+    session: Session,
     deployment: DeploymentOut,
     values: dict[str, str],
     errors: dict[str, str],
@@ -66,6 +81,7 @@ def _run_form(
         status=status,
         deployment=deployment,
         fields=parameter_fields(deployment),
+        variables=_variable_names(session, deployment),
         values=values,
         errors=errors,
     )
@@ -73,7 +89,8 @@ def _run_form(
 
 @router.get("/deployments/{deployment_id}/run")
 def run_page(request: Request, deployment_id: str, session: SessionDep) -> HTMLResponse:
-    return _run_form(request, deployment_api.get_deployment(deployment_id, session), {}, {})
+    deployment = deployment_api.get_deployment(deployment_id, session)
+    return _run_form(request, session, deployment, {}, {})
 
 
 def _parameters(
@@ -123,17 +140,17 @@ def run_deployment(
         except json.JSONDecodeError as exc:
             errors["job_variables"] = f"not valid JSON: {exc.msg}"
     if errors:
-        return _run_form(request, deployment, form, errors, status=422)
+        return _run_form(request, session, deployment, form, errors, status=422)
     try:
         body = RunCreate(parameters=parameters, job_variables=job_variables)
         run = deployment_api.create_run(deployment_id, body, session, notifier)
     except ValidationError as exc:
         session.rollback()
-        return _run_form(request, deployment, form, field_errors(exc), status=422)
+        return _run_form(request, session, deployment, form, field_errors(exc), status=422)
     except PushPoolsError as exc:
         session.rollback()
         return _run_form(
-            request, deployment, form, _beside(exc.message, fields), status=exc.status_code
+            request, session, deployment, form, _beside(exc.message, fields), status=exc.status_code
         )
     return RedirectResponse(f"/flow-runs/{run.id}", status_code=303)
 
