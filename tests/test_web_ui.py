@@ -490,3 +490,16 @@ def test_a_run_from_the_form_takes_job_variable_overrides_and_explains_bad_ones(
     page.locator(".badge.state-completed").first.wait_for()
     assert page.locator("#result").inner_text() == "set for this run"
     assert client.list_runs()[0]["job_variables"] == {"env": {"WHO": "set for this run"}}
+
+
+def test_a_pools_workers_tab_shows_a_new_worker_online_without_a_reload(
+    server: Any, client: Any, page: Any, worker_factory: Callable[..., Any]
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    page.goto(f"{base(server)}/work-pools/pool?tab=workers")
+    assert "No worker has polled" in page.locator("#pool-tab").inner_text()
+    page.evaluate("window.notReloaded = true")
+    worker_factory("pool")
+    row = page.locator("tr[data-worker]")
+    expect(row.locator(".status")).to_contain_text("ONLINE")
+    assert page.evaluate("window.notReloaded") is True

@@ -16,8 +16,9 @@ from push_pools.api.deps import IsolationDep, NotifierDep, SessionDep, StoreRout
 from push_pools.errors import NotFound, PushPoolsError
 from push_pools.models import WorkPoolCreate, WorkPoolUpdate
 from push_pools.store import infrastructure
+from push_pools.store import pools as pool_store
 from push_pools.store import runs as run_store
-from push_pools.store.tables import Worker
+from push_pools.store.tables import Worker, utcnow
 from push_pools.ui import console_links, job_form, pool_delete
 from push_pools.ui.forms import FormDep, field_errors
 
@@ -41,6 +42,25 @@ def _workers(session: Any, pool_ids: list[str]) -> dict[str, list[Worker]]:
     for row in rows:
         found[row.work_pool_id].append(row)
     return found
+
+
+def _worker_rows(workers: list[Worker]) -> list[dict[str, Any]]:
+    """Each worker with whether it still counts: one silent for longer than the store's
+    staleness limit no longer makes its pool READY, so it shows as OFFLINE."""
+    now = utcnow()
+    limit = int(pool_store.WORKER_STALE_AFTER.total_seconds())
+    rows = []
+    for worker in workers:
+        online = now - worker.last_heartbeat < pool_store.WORKER_STALE_AFTER
+        rows.append(
+            {
+                "name": worker.name,
+                "last_heartbeat": worker.last_heartbeat,
+                "status": "ONLINE" if online else "OFFLINE",
+                "reason": None if online else f"has not polled for over {limit} s",
+            }
+        )
+    return rows
 
 
 def _new_form(
@@ -139,7 +159,7 @@ def pool_page(
         request,
         "pool.html",
         pool=pool,
-        workers=_workers(session, [pool.id])[pool.id] if tab == "workers" else [],
+        workers=_worker_rows(_workers(session, [pool.id])[pool.id]) if tab == "workers" else [],
         runs=runs,
         records=records,
         is_push=is_push,
