@@ -503,3 +503,15 @@ def test_a_pools_workers_tab_shows_a_new_worker_online_without_a_reload(
     row = page.locator("tr[data-worker]")
     expect(row.locator(".status")).to_contain_text("ONLINE")
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_a_rows_action_cell_is_as_tall_as_its_row(
+    server: Any, client: Any, page: Any, flow_dir: Path
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deploy(client, flow_dir, "greet", schedules=[{"interval": 3600}])
+    page.goto(f"{base(server)}/deployments")
+    row = page.locator("#deployments tbody tr").first.bounding_box()
+    cell = page.locator("#deployments td.actions").first.bounding_box()
+    # Otherwise the row's bottom line stops short under the Run, Runs and Pause actions.
+    assert abs(cell["height"] - row["height"]) < 1
