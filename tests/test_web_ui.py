@@ -515,3 +515,54 @@ def test_a_rows_action_cell_is_as_tall_as_its_row(
     cell = page.locator("#deployments td.actions").first.bounding_box()
     # Otherwise the row's bottom line stops short under the Run, Runs and Pause actions.
     assert abs(cell["height"] - row["height"]) < 1
+
+
+def test_dark_and_light_follow_the_system(server: Any, page: Any) -> None:
+    colours = {}
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.goto(f"{base(server)}/work-pools")
+        colours[scheme] = page.evaluate(
+            "[getComputedStyle(document.body).backgroundColor,"
+            " getComputedStyle(document.body).color]"
+        )
+    assert colours["light"][0] != colours["dark"][0]
+    assert colours["light"][1] != colours["dark"][1]
+
+
+def test_the_keyboard_reaches_a_deployments_run_button_and_shows_where_it_is(
+    server: Any, client: Any, page: Any, flow_dir: Path
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deploy(client, flow_dir, "greet")
+    page.goto(f"{base(server)}/deployments")
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent.trim()") == "Run":
+            break
+    else:
+        raise AssertionError("Tab never reached the Run button")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("", "none")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/deployments/*/run")
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent.trim()") == "Run":
+            break
+    else:
+        raise AssertionError("Tab never reached the form's Run button")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/flow-runs/*")
+    assert len(client.list_runs()) == 1
+
+
+def test_an_unknown_address_shows_a_404_page_with_a_way_back(server: Any, page: Any) -> None:
+    response = page.goto(f"{base(server)}/no/such/page")
+    assert response.status == 404
+    assert "Not found" in page.locator("h1").inner_text()
+    page.get_by_role("link", name="Back to the dashboard").click()
+    page.wait_for_url(f"{base(server)}/")
+    response = page.goto(f"{base(server)}/work-pools/never-made")
+    assert response.status == 404
+    assert "never-made" in page.locator("main").inner_text()
