@@ -566,3 +566,33 @@ def test_an_unknown_address_shows_a_404_page_with_a_way_back(server: Any, page: 
     response = page.goto(f"{base(server)}/work-pools/never-made")
     assert response.status == 404
     assert "never-made" in page.locator("main").inner_text()
+
+
+def test_a_deployment_is_paused_and_resumed_from_the_list(
+    server: Any, client: Any, page: Any, flow_dir: Path
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deployment = deploy(client, flow_dir, "greet", schedules=[{"interval": 3600}])
+    page.goto(f"{base(server)}/deployments")
+    expect(page.locator(".next-run")).to_have_count(3)
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#deployments .status")).to_contain_text("PAUSED")
+    # A paused deployment fires no more: its next runs are gone from the list.
+    expect(page.locator(".next-run")).to_have_count(0)
+    assert client.get_deployment(deployment["id"])["paused"] is True
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator(".next-run")).to_have_count(3)
+    assert client.get_deployment(deployment["id"])["paused"] is False
+
+
+def test_a_pool_is_paused_and_resumed_from_its_page(server: Any, client: Any, page: Any) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    page.goto(f"{base(server)}/work-pools/pool?tab=workers")
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#pool-head .status")).to_contain_text("PAUSED")
+    # The tab the user was on stays chosen.
+    assert page.url.endswith("?tab=workers")
+    assert client.get_work_pool("pool")["status"] == "PAUSED"
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#pool-head .status")).to_contain_text("NOT_READY")
+    assert client.get_work_pool("pool")["paused"] is False

@@ -23,6 +23,8 @@ from push_pools.ui import console_links, job_form, pool_delete
 from push_pools.ui.forms import FormDep, field_errors
 
 router = APIRouter(route_class=StoreRoute)
+# A pool page's tabs, each its own address (?tab=...); provisioning only for push pools.
+TABS = ("queues", "workers", "runs", "provisioning")
 
 
 @router.get("/work-pools")
@@ -142,7 +144,7 @@ def pool_page(
             raise
         return page(request, "pool_deleted.html", status=404, name=name, pool=gone)
     is_push = pool_types.get(pool.type).is_push
-    tabs = ["queues", "workers", "runs"] + (["provisioning"] if is_push else [])
+    tabs = [t for t in TABS if is_push or t != "provisioning"]
     tab = tab if tab in tabs else "queues"
     runs = []
     if tab == "runs":
@@ -173,4 +175,7 @@ def pause_pool(
 ) -> Response:
     paused = form.get("paused", "true") == "true"
     pool_api.update_work_pool(name, WorkPoolUpdate(paused=paused), session, notifier, isolation)
-    return RedirectResponse(f"/work-pools/{name}", status_code=303)
+    # Back to the tab the user paused from (one of the page's own, nothing else in the URL).
+    tab = form.get("tab", "")
+    query = f"?tab={tab}" if tab in TABS else ""
+    return RedirectResponse(f"/work-pools/{name}{query}", status_code=303)
