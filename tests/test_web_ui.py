@@ -596,3 +596,38 @@ def test_a_pool_is_paused_and_resumed_from_its_page(server: Any, client: Any, pa
     page.get_by_role("button", name="Resume").click()
     expect(page.locator("#pool-head .status")).to_contain_text("NOT_READY")
     assert client.get_work_pool("pool")["paused"] is False
+
+
+def test_detail_pages_and_forms_fit_a_phone_and_a_run_links_to_its_deployments_runs(
+    server: Any, client: Any, browser: Any, flow_dir: Path
+) -> None:
+    client.create_work_pool({"name": "a-pool-with-a-rather-long-name", "type": "process"})
+    client.create_work_pool({"name": "ecs-pool", "type": "ecs:push"})
+    deployment = deploy(client, flow_dir, "greet", pool="a-pool-with-a-rather-long-name")
+    run = client.create_run(deployment["id"], {"parameters": {"name": "x" * 120}})
+    task = "arn:aws:ecs:eu-west-1:123456789012:task/a-long-cluster-name/0123456789abcdef0123"
+    client.set_state(run["id"], {"type": "PENDING", "infrastructure_id": task})
+    pool = "/work-pools/a-pool-with-a-rather-long-name"
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        for path in (
+            pool,
+            f"{pool}?tab=workers",
+            f"{pool}/edit",
+            f"{pool}/delete",
+            "/work-pools/new",
+            "/work-pools/new?type=ecs:push",
+            "/work-pools/ecs-pool?tab=provisioning",
+            f"/deployments/{deployment['id']}/run",
+            f"/flow-runs/{run['id']}",
+            "/no/such/page",
+        ):
+            page.goto(f"{base(server)}{path}")
+            assert page.evaluate("document.scrollingElement.scrollWidth") <= 390, path
+        page.goto(f"{base(server)}/flow-runs/{run['id']}")
+        page.get_by_role("link", name="Runs of greet/test").click()
+        page.wait_for_url(lambda url: url.endswith("/flow-runs?deployment=greet/test"))
+        expect(page.locator("#runs tbody tr")).to_have_count(1)
+    finally:
+        context.close()
