@@ -631,3 +631,16 @@ def test_detail_pages_and_forms_fit_a_phone_and_a_run_links_to_its_deployments_r
         expect(page.locator("#runs tbody tr")).to_have_count(1)
     finally:
         context.close()
+
+
+def test_wrong_run_filters_are_each_named_beside_their_field(server: Any, page: Any) -> None:
+    page.goto(f"{base(server)}/flow-runs")
+    page.get_by_label("Pool").fill("no-such-pool")
+    page.get_by_label("Deployment").fill("not-a-full-name")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/flow-runs?*pool=no-such-pool*")
+    assert "no-such-pool" in page.locator("#err-pool").inner_text()
+    assert "flow-name/deployment-name" in page.locator("#err-deployment").inner_text()
+    assert page.get_by_label("Pool").get_attribute("aria-describedby") == "err-pool"
+    page.goto(f"{base(server)}/flow-runs?state=DONE")
+    assert "'DONE' is not a state" in page.locator("#err-state").inner_text()

@@ -35,24 +35,42 @@ def runs_page(
 ) -> HTMLResponse:
     from push_pools.ui.render import page
 
-    error = None
+    errors: dict[str, str] = {}
     found = run_list.RunPage([], [], None)
     filters = {"state": state, "pool": pool, "deployment": deployment, "since": since}
+    # Each filter is read on its own, so every wrong one is named beside its field at once.
+    chosen = None
+    if state:
+        try:
+            chosen = StateType(state)
+        except ValueError:
+            errors["state"] = f"{state!r} is not a state"
+    deployment_id = pool_id = None
     try:
-        chosen = StateType(state) if state else None
-        found = run_list.runs_page(
-            session,
-            state=chosen,
-            deployment_id=_deployment_id(session, deployment),
-            work_pool_id=pool_store.get_pool(session, pool).id if pool else None,
-            window=since,
-            cursor=before,
-            size=PAGE_SIZE,
-        )
-    except ValueError:
-        error = f"{state!r} is not a state"
+        deployment_id = _deployment_id(session, deployment)
     except PushPoolsError as exc:
-        error = exc.message
+        errors["deployment"] = exc.message
+    try:
+        pool_id = pool_store.get_pool(session, pool).id if pool else None
+    except PushPoolsError as exc:
+        errors["pool"] = exc.message
+    try:
+        run_list.check_window(since)
+    except PushPoolsError as exc:
+        errors["since"] = exc.message
+    if not errors:
+        try:
+            found = run_list.runs_page(
+                session,
+                state=chosen,
+                deployment_id=deployment_id,
+                work_pool_id=pool_id,
+                window=since,
+                cursor=before,
+                size=PAGE_SIZE,
+            )
+        except PushPoolsError as exc:
+            errors[""] = exc.message
     kept = {k: v for k, v in filters.items() if v}
     return page(
         request,
@@ -64,7 +82,7 @@ def runs_page(
         states=[s.value for s in StateType],
         windows=run_list.WINDOWS,
         filters=filters,
-        error=error,
+        errors=errors,
     )
 
 
