@@ -644,3 +644,18 @@ def test_wrong_run_filters_are_each_named_beside_their_field(server: Any, page: 
     assert page.get_by_label("Pool").get_attribute("aria-describedby") == "err-pool"
     page.goto(f"{base(server)}/flow-runs?state=DONE")
     assert "'DONE' is not a state" in page.locator("#err-state").inner_text()
+
+
+def test_a_pool_paused_elsewhere_offers_resume_without_a_reload(
+    server: Any, client: Any, page: Any
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    page.goto(f"{base(server)}/work-pools/pool")
+    page.evaluate("window.notReloaded = true")
+    client.update_work_pool("pool", {"paused": True})
+    expect(page.locator("#pool-head .status")).to_contain_text("PAUSED")
+    expect(page.get_by_role("button", name="Resume")).to_be_visible()
+    assert page.evaluate("window.notReloaded") is True
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#pool-head .status")).to_contain_text("NOT_READY")
+    assert client.get_work_pool("pool")["paused"] is False
