@@ -563,9 +563,12 @@ def test_an_unknown_address_shows_a_404_page_with_a_way_back(server: Any, page: 
     assert "Not found" in page.locator("h1").inner_text()
     page.get_by_role("link", name="Back to the dashboard").click()
     page.wait_for_url(f"{base(server)}/")
-    response = page.goto(f"{base(server)}/work-pools/never-made")
-    assert response.status == 404
-    assert "never-made" in page.locator("main").inner_text()
+    for missing in ("/work-pools/never-made", "/flow-runs/no-such-run"):
+        response = page.goto(f"{base(server)}{missing}")
+        assert response.status == 404
+        assert page.locator("h1").inner_text() == "Not found"
+        assert missing.rsplit("/", 1)[1] in page.locator("main").inner_text()
+        assert page.get_by_role("link", name="Back to the dashboard").count() == 1
 
 
 def test_a_deployment_is_paused_and_resumed_from_the_list(
