@@ -662,3 +662,28 @@ def test_a_pool_paused_elsewhere_offers_resume_without_a_reload(
     page.get_by_role("button", name="Resume").click()
     expect(page.locator("#pool-head .status")).to_contain_text("NOT_READY")
     assert client.get_work_pool("pool")["paused"] is False
+
+
+CONTRAST = """el => {
+  const rgb = c => c.match(/\\d+/g).slice(0, 3).map(Number);
+  const lum = c => {
+    const [r, g, b] = rgb(c).map(v => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const style = getComputedStyle(el);
+  const [a, b] = [lum(style.color), lum(style.backgroundColor)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}"""
+
+
+def test_buttons_stay_readable_in_dark_and_light(server: Any, client: Any, page: Any) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.goto(f"{base(server)}/work-pools/pool")
+        for role, name in (("link", "Edit"), ("button", "Pause"), ("link", "Delete")):
+            button = page.get_by_role(role, name=name, exact=True)
+            assert button.evaluate(CONTRAST) >= 4.5, (scheme, name)
