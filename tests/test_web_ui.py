@@ -687,3 +687,24 @@ def test_buttons_stay_readable_in_dark_and_light(server: Any, client: Any, page:
         for role, name in (("link", "Edit"), ("button", "Pause"), ("link", "Delete")):
             button = page.get_by_role(role, name=name, exact=True)
             assert button.evaluate(CONTRAST) >= 4.5, (scheme, name)
+
+
+def test_the_dashboards_chart_counts_the_last_24_hours_and_links_to_those_runs(
+    server: Any, client: Any, page: Any, flow_dir: Path
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    deployment = deploy(client, flow_dir, "greet")
+    _runs_ago(client, deployment["id"], timedelta(hours=1), timedelta(hours=2), timedelta(days=2))
+    client.create_run(
+        deployment["id"], {"scheduled_time": (datetime.now(UTC) + timedelta(hours=3)).isoformat()}
+    )
+    # Cancelled, so no run turns Late while the page is read.
+    for run in client.list_runs():
+        client.cancel_run(run["id"])
+    page.goto(f"{base(server)}/")
+    bar = page.locator(".bars li", has=page.locator(".badge", has_text="CANCELLED"))
+    # Not the run of two days ago, nor the one three hours ahead.
+    assert bar.locator(".bar-count").inner_text() == "2"
+    bar.get_by_role("link").click()
+    page.wait_for_url("**/flow-runs?state=CANCELLED&since=day")
+    expect(page.locator("#runs tbody tr")).to_have_count(2)
