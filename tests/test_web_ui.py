@@ -105,7 +105,6 @@ def test_a_run_from_the_form_completes_and_shows_its_logs(
     deploy(client, flow_dir, "greet")
     worker_factory("pool")
     page.goto(f"{base(server)}/deployments")
-    _shot(page, "deployments")
     page.get_by_role("link", name="Run", exact=True).click()
     page.get_by_label("name").first.fill("Ada")
     page.get_by_label("times").fill("2")
@@ -464,6 +463,7 @@ def test_deployments_say_their_schedules_in_words_with_times_on_the_schedules_cl
     expect(times).to_have_count(3)
     # 01:00 in Berlin, whichever of CET or CEST the next days fall in.
     assert all(" 01:00 CE" in text for text in times.all_inner_texts())
+    _shot(page, "deployments")
 
 
 def test_a_run_from_the_form_takes_job_variable_overrides_and_explains_bad_ones(
