@@ -473,23 +473,34 @@ def test_a_run_from_the_form_takes_job_variable_overrides_and_explains_bad_ones(
     deployment = deploy(client, flow_dir, "show_env", parameters={"key": "WHO"})
     page.goto(f"{base(server)}/deployments/{deployment['id']}/run")
     page.get_by_text("Job variable overrides").click()
-    overrides = page.get_by_label("Job variables (JSON)")
-    overrides.fill('{"env": "not a mapping"}')
+    env = page.get_by_label("Environment Variables")
+    raw = page.get_by_label("Other job variables (JSON)")
+    # The field shows what applies when it is left empty: the pool's default.
+    assert env.get_attribute("placeholder") == "{}"
+    env.fill("{not json")
     page.get_by_role("button", name="Run").click()
-    message = page.locator("#err-job_variables")
-    assert "env" in message.inner_text()
-    assert overrides.get_attribute("aria-describedby") == "err-job_variables"
-    overrides.fill("{not json")
+    assert "not valid JSON" in page.locator("#err-jv\\.env").inner_text()
+    assert env.get_attribute("aria-describedby") == "err-jv.env"
+    env.fill("")
+    raw.fill('{"env": "not a mapping"}')
     page.get_by_role("button", name="Run").click()
-    assert "not valid JSON" in message.inner_text()
+    # The server's own rule, beside the JSON it is about.
+    assert "job variable 'env'" in page.locator("#err-job_variables").inner_text()
+    assert raw.get_attribute("aria-describedby") == "err-job_variables"
     assert client.list_runs() == []
-    overrides.fill('{"env": {"WHO": "set for this run"}}')
+    raw.fill('{"labels": {"team": "data"}}')
+    env.fill('{"WHO": "set for this run"}')
+    page.get_by_label("Stream Output").select_option("false")
     worker_factory("pool")
     page.get_by_role("button", name="Run").click()
     page.wait_for_url("**/flow-runs/*")
     page.locator(".badge.state-completed").first.wait_for()
     assert page.locator("#result").inner_text() == "set for this run"
-    assert client.list_runs()[0]["job_variables"] == {"env": {"WHO": "set for this run"}}
+    assert client.list_runs()[0]["job_variables"] == {
+        "env": {"WHO": "set for this run"},
+        "labels": {"team": "data"},
+        "stream_output": False,
+    }
 
 
 def test_a_pools_workers_tab_shows_a_new_worker_online_without_a_reload(

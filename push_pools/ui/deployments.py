@@ -16,6 +16,7 @@ from push_pools.api.deps import NotifierDep, SessionDep, StoreRoute
 from push_pools.errors import NotFound, PushPoolsError
 from push_pools.models import DeploymentOut, DeploymentUpdate, RunCreate
 from push_pools.store import pools as pool_store
+from push_pools.ui import run_overrides
 from push_pools.ui.forms import FormDep, field_errors
 
 router = APIRouter(route_class=StoreRoute)
@@ -53,16 +54,15 @@ def parameter_fields(deployment: DeploymentOut) -> list[dict[str, Any]]:
     return fields
 
 
-def _variable_names(session: Session, deployment: DeploymentOut) -> list[str]:
-    """The job variables the deployment's pool lets a run set, to name beside the overrides."""
+def _override_fields(session: Session, deployment: DeploymentOut) -> list[dict[str, Any]]:
+    """A field per job variable the deployment's pool lets a run set; none without a pool."""
     if not deployment.work_pool_name or deployment.work_pool_deleted:
         return []
     try:
         pool = pool_store.get_pool(session, deployment.work_pool_name)
     except NotFound:
         return []
-    schema = pool.base_job_template.get("variables") or {}
-    return sorted(schema.get("properties") or {})
+    return run_overrides.override_fields(pool.base_job_template, deployment.job_variables)
 
 
 def _run_form(
@@ -81,7 +81,8 @@ def _run_form(
         status=status,
         deployment=deployment,
         fields=parameter_fields(deployment),
-        variables=_variable_names(session, deployment),
+        overrides=_override_fields(session, deployment),
+        overrides_open=run_overrides.given(values, errors),
         values=values,
         errors=errors,
     )
@@ -131,14 +132,10 @@ def run_deployment(
 ) -> Response:
     deployment = deployment_api.get_deployment(deployment_id, session)
     fields = parameter_fields(deployment)
+    overrides = _override_fields(session, deployment)
     errors: dict[str, str] = {}
     parameters = _parameters(fields, form, errors)
-    job_variables: Any = {}
-    if form.get("job_variables", "").strip():
-        try:
-            job_variables = json.loads(form["job_variables"])
-        except json.JSONDecodeError as exc:
-            errors["job_variables"] = f"not valid JSON: {exc.msg}"
+    job_variables = run_overrides.overrides_from_form(overrides, form, errors)
     if errors:
         return _run_form(request, session, deployment, form, errors, status=422)
     try:
@@ -149,20 +146,27 @@ def run_deployment(
         return _run_form(request, session, deployment, form, field_errors(exc), status=422)
     except PushPoolsError as exc:
         session.rollback()
+        where = _beside(exc.message, fields, overrides, form)
         return _run_form(
-            request, session, deployment, form, _beside(exc.message, fields), status=exc.status_code
+            request, session, deployment, form, {where: exc.message}, status=exc.status_code
         )
     return RedirectResponse(f"/flow-runs/{run.id}", status_code=303)
 
 
-def _beside(message: str, fields: list[dict[str, Any]]) -> dict[str, str]:
-    """The server's message beside the parameter it names, else above the form."""
+def _beside(
+    message: str,
+    fields: list[dict[str, Any]],
+    overrides: list[dict[str, Any]],
+    form: dict[str, str],
+) -> str:
+    """The field the server's message is about: a parameter it names, a job variable's
+    override, else the form as a whole."""
+    if "job variable" in message or "job_variables" in message:
+        return run_overrides.beside(message, overrides, form)
     for field in fields:
         if f"'{field['name']}'" in message or f"{field['name']}:" in message:
-            return {f"param.{field['name']}": message}
-    if "job variable" in message or "job_variables" in message:
-        return {"job_variables": message}
-    return {"": message}
+            return f"param.{field['name']}"
+    return ""
 
 
 @router.post("/deployments/{deployment_id}/pause", response_model=None)
