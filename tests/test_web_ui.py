@@ -719,3 +719,33 @@ def test_the_dashboards_chart_counts_the_last_24_hours_and_links_to_those_runs(
     bar.get_by_role("link").click()
     page.wait_for_url("**/flow-runs?state=CANCELLED&since=day")
     expect(page.locator("#runs tbody tr")).to_have_count(2)
+
+
+def test_a_live_page_says_when_it_cannot_update_and_catches_up_after(
+    server: Any, client: Any, page: Any
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    page.goto(f"{base(server)}/work-pools")
+
+    def no_answer(route: Any) -> None:
+        if route.request.resource_type == "fetch":
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route(f"{base(server)}/work-pools", no_answer)
+    note = page.locator("#live-note")
+    expect(note).to_contain_text("Not up to date")
+    client.update_work_pool("pool", {"paused": True})
+    page.unroute(f"{base(server)}/work-pools")
+    expect(note).to_be_hidden()
+    expect(page.locator('tr[data-pool="pool"] .status')).to_contain_text("PAUSED")
+
+
+def test_a_pool_deleted_while_its_page_is_open_says_so(server: Any, client: Any, page: Any) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    page.goto(f"{base(server)}/work-pools/pool")
+    client.delete_work_pool("pool")
+    expect(page.locator("#live-note")).to_contain_text("deleted")
+    page.reload()
+    assert "was deleted" in page.locator("#deleted").inner_text()
