@@ -749,3 +749,21 @@ def test_a_pool_deleted_while_its_page_is_open_says_so(server: Any, client: Any,
     expect(page.locator("#live-note")).to_contain_text("deleted")
     page.reload()
     assert "was deleted" in page.locator("#deleted").inner_text()
+
+
+def test_the_runs_filters_suggest_the_pools_and_deployments_there_are(
+    server: Any, client: Any, page: Any, flow_dir: Path
+) -> None:
+    client.create_work_pool({"name": "pool", "type": "process"})
+    client.create_work_pool({"name": "other", "type": "process"})
+    deployment = deploy(client, flow_dir, "greet")
+    client.create_run(deployment["id"], {})
+    page.goto(f"{base(server)}/flow-runs")
+    pools = page.locator("#pool-names option")
+    assert [pools.nth(i).get_attribute("value") for i in range(pools.count())] == ["other", "pool"]
+    assert page.locator("#deployment-names option").get_attribute("value") == "greet/test"
+    assert page.get_by_label("Pool").get_attribute("list") == "pool-names"
+    page.get_by_label("Deployment").fill("greet/test")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**deployment=greet%2Ftest*")
+    expect(page.locator("#runs tbody tr")).to_have_count(1)

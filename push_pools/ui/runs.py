@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from push_pools.api import deployments as deployment_api
@@ -17,6 +18,7 @@ from push_pools.states import FINAL, StateType
 from push_pools.store import deployments as deployment_store
 from push_pools.store import pools as pool_store
 from push_pools.store import runs as run_store
+from push_pools.store.tables import Deployment, WorkPool
 from push_pools.ui import console_links, run_list
 
 router = APIRouter(route_class=StoreRoute)
@@ -72,6 +74,7 @@ def runs_page(
         except PushPoolsError as exc:
             errors[""] = exc.message
     kept = {k: v for k, v in filters.items() if v}
+    pool_names, deployment_names = _choices(session)
     return page(
         request,
         "runs.html",
@@ -83,7 +86,29 @@ def runs_page(
         windows=run_list.WINDOWS,
         filters=filters,
         errors=errors,
+        pool_names=pool_names,
+        deployment_names=deployment_names,
     )
+
+
+# Suggestions for the filter fields; beyond this many the user types the name anyway.
+CHOICES = 500
+
+
+def _choices(session: Session) -> tuple[list[str], list[str]]:
+    """The pool and deployment names the filters suggest (names only: the page stays light)."""
+    pools = session.scalars(
+        select(WorkPool.name)
+        .where(WorkPool.deleted.is_(False))
+        .order_by(WorkPool.name)
+        .limit(CHOICES)
+    )
+    deployments = session.execute(
+        select(Deployment.flow_name, Deployment.name)
+        .order_by(Deployment.flow_name, Deployment.name)
+        .limit(CHOICES)
+    )
+    return list(pools), [f"{flow}/{name}" for flow, name in deployments]
 
 
 def _deployment_id(session: Session, full_name: str) -> str | None:
