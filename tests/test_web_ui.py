@@ -767,3 +767,27 @@ def test_the_runs_filters_suggest_the_pools_and_deployments_there_are(
     page.get_by_role("button", name="Filter").click()
     page.wait_for_url("**deployment=greet%2Ftest*")
     expect(page.locator("#runs tbody tr")).to_have_count(1)
+
+
+def test_a_worker_silent_for_over_a_minute_shows_offline(
+    server: Any, client: Any, page: Any
+) -> None:
+    from sqlalchemy import update
+
+    from push_pools.store.tables import Worker
+
+    client.create_work_pool({"name": "pool", "type": "process"})
+    client.poll("pool", {"worker_name": "busy-worker", "limit": 0}, timeout=10)
+    client.poll("pool", {"worker_name": "quiet-worker", "limit": 0}, timeout=10)
+    # Its last poll moved back in time, as if it had stopped two minutes ago.
+    with server.store.session() as session:
+        session.execute(
+            update(Worker)
+            .where(Worker.name == "quiet-worker")
+            .values(last_heartbeat=datetime.now(UTC) - timedelta(minutes=2))
+        )
+    page.goto(f"{base(server)}/work-pools/pool?tab=workers")
+    assert "ONLINE" in page.locator('tr[data-worker="busy-worker"] .status').inner_text()
+    quiet = page.locator('tr[data-worker="quiet-worker"]')
+    assert "OFFLINE" in quiet.locator(".status").inner_text()
+    assert "2 min ago" in quiet.inner_text()
