@@ -791,3 +791,24 @@ def test_a_worker_silent_for_over_a_minute_shows_offline(
     quiet = page.locator('tr[data-worker="quiet-worker"]')
     assert "OFFLINE" in quiet.locator(".status").inner_text()
     assert "2 min ago" in quiet.inner_text()
+
+
+def test_a_push_pool_created_from_its_types_variable_form_keeps_the_values_given(
+    server: Any, client: Any, page: Any
+) -> None:
+    page.goto(f"{base(server)}/work-pools/new")
+    page.get_by_role("link", name="ecs:push").click()
+    page.wait_for_url("**/work-pools/new?type=ecs:push")
+    page.get_by_label("Pool name").fill("ecs-from-the-ui")
+    page.get_by_label("CPU integer", exact=True).fill("two")
+    page.get_by_role("button", name="Create").click()
+    assert "not a whole number" in page.locator("#err-var\\.cpu").inner_text()
+    page.get_by_label("CPU integer", exact=True).fill("1024")
+    page.get_by_label("Region string", exact=True).fill("eu-west-1")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/work-pools/ecs-from-the-ui")
+    properties = client.get_work_pool("ecs-from-the-ui")["base_job_template"]["variables"][
+        "properties"
+    ]
+    assert (properties["cpu"]["default"], properties["region"]["default"]) == (1024, "eu-west-1")
+    assert properties["memory"]["default"] == 1024  # untouched: the type's default
