@@ -21,10 +21,12 @@ router = APIRouter(route_class=StoreRoute)
 def dashboard(request: Request, session: SessionDep, isolation: IsolationDep) -> HTMLResponse:
     from push_pools.ui.render import page
 
-    since = utcnow() - timedelta(hours=24)
+    now = utcnow()
+    # Due in the last 24 hours, as the runs list's "last 24 hours" counts them: runs scheduled
+    # ahead have not happened yet.
     rows = session.execute(
         select(FlowRun.state_type, func.count())
-        .where(FlowRun.scheduled_time >= since)
+        .where(FlowRun.scheduled_time >= now - timedelta(hours=24), FlowRun.scheduled_time <= now)
         .group_by(FlowRun.state_type)
     ).all()
     counts: dict[str, int] = {state: count for state, count in rows}

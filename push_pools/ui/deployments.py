@@ -9,11 +9,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from push_pools.api import deployments as deployment_api
 from push_pools.api.deps import NotifierDep, SessionDep, StoreRoute
-from push_pools.errors import PushPoolsError
+from push_pools.errors import NotFound, PushPoolsError
 from push_pools.models import DeploymentOut, DeploymentUpdate, RunCreate
+from push_pools.store import pools as pool_store
+from push_pools.ui import run_overrides
 from push_pools.ui.forms import FormDep, field_errors
 
 router = APIRouter(route_class=StoreRoute)
@@ -51,8 +54,20 @@ def parameter_fields(deployment: DeploymentOut) -> list[dict[str, Any]]:
     return fields
 
 
+def _override_fields(session: Session, deployment: DeploymentOut) -> list[dict[str, Any]]:
+    """A field per job variable the deployment's pool lets a run set; none without a pool."""
+    if not deployment.work_pool_name or deployment.work_pool_deleted:
+        return []
+    try:
+        pool = pool_store.get_pool(session, deployment.work_pool_name)
+    except NotFound:
+        return []
+    return run_overrides.override_fields(pool.base_job_template, deployment.job_variables)
+
+
 def _run_form(
     request: Request,
+    session: Session,
     deployment: DeploymentOut,
     values: dict[str, str],
     errors: dict[str, str],
@@ -66,6 +81,8 @@ def _run_form(
         status=status,
         deployment=deployment,
         fields=parameter_fields(deployment),
+        overrides=_override_fields(session, deployment),
+        overrides_open=run_overrides.given(values, errors),
         values=values,
         errors=errors,
     )
@@ -73,7 +90,8 @@ def _run_form(
 
 @router.get("/deployments/{deployment_id}/run")
 def run_page(request: Request, deployment_id: str, session: SessionDep) -> HTMLResponse:
-    return _run_form(request, deployment_api.get_deployment(deployment_id, session), {}, {})
+    deployment = deployment_api.get_deployment(deployment_id, session)
+    return _run_form(request, session, deployment, {}, {})
 
 
 def _parameters(
@@ -114,38 +132,41 @@ def run_deployment(
 ) -> Response:
     deployment = deployment_api.get_deployment(deployment_id, session)
     fields = parameter_fields(deployment)
+    overrides = _override_fields(session, deployment)
     errors: dict[str, str] = {}
     parameters = _parameters(fields, form, errors)
-    job_variables: Any = {}
-    if form.get("job_variables", "").strip():
-        try:
-            job_variables = json.loads(form["job_variables"])
-        except json.JSONDecodeError as exc:
-            errors["job_variables"] = f"not valid JSON: {exc.msg}"
+    job_variables = run_overrides.overrides_from_form(overrides, form, errors)
     if errors:
-        return _run_form(request, deployment, form, errors, status=422)
+        return _run_form(request, session, deployment, form, errors, status=422)
     try:
         body = RunCreate(parameters=parameters, job_variables=job_variables)
         run = deployment_api.create_run(deployment_id, body, session, notifier)
     except ValidationError as exc:
         session.rollback()
-        return _run_form(request, deployment, form, field_errors(exc), status=422)
+        return _run_form(request, session, deployment, form, field_errors(exc), status=422)
     except PushPoolsError as exc:
         session.rollback()
+        where = _beside(exc.message, fields, overrides, form)
         return _run_form(
-            request, deployment, form, _beside(exc.message, fields), status=exc.status_code
+            request, session, deployment, form, {where: exc.message}, status=exc.status_code
         )
     return RedirectResponse(f"/flow-runs/{run.id}", status_code=303)
 
 
-def _beside(message: str, fields: list[dict[str, Any]]) -> dict[str, str]:
-    """The server's message beside the parameter it names, else above the form."""
+def _beside(
+    message: str,
+    fields: list[dict[str, Any]],
+    overrides: list[dict[str, Any]],
+    form: dict[str, str],
+) -> str:
+    """The field the server's message is about: a parameter it names, a job variable's
+    override, else the form as a whole."""
+    if "job variable" in message or "job_variables" in message:
+        return run_overrides.beside(message, overrides, form)
     for field in fields:
         if f"'{field['name']}'" in message or f"{field['name']}:" in message:
-            return {f"param.{field['name']}": message}
-    if "job variable" in message or "job_variables" in message:
-        return {"job_variables": message}
-    return {"": message}
+            return f"param.{field['name']}"
+    return ""
 
 
 @router.post("/deployments/{deployment_id}/pause", response_model=None)

@@ -21,7 +21,9 @@ def install(app: FastAPI) -> None:
         if is_page(request) and exc.status_code == 404:
             from push_pools.ui.render import page
 
-            return page(request, "error.html", status=404, message="There is no page here.")
+            return page(
+                request, "error.html", status=404, message="There is no page here.", code=404
+            )
         return JSONResponse(
             {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
         )
@@ -31,7 +33,13 @@ def install(app: FastAPI) -> None:
         if is_page(request):
             from push_pools.ui.render import page
 
-            return page(request, "error.html", status=exc.status_code, message=exc.message)
+            return page(
+                request,
+                "error.html",
+                status=exc.status_code,
+                message=exc.message,
+                code=exc.status_code,
+            )
         if api_error is None:  # create_app installs one before the UI; never reached
             return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
         answer = api_error(request, exc)

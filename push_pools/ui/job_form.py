@@ -48,7 +48,7 @@ def variable_fields(template: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _typed(raw: str, kind: str) -> Any:
+def typed(raw: str, kind: str) -> Any:
     words = {"integer": "a whole number", "number": "a number", "json": "valid JSON"}
     try:
         if kind == "integer":
@@ -109,7 +109,7 @@ def template_from_form(
             spec.pop("default", None)
             continue
         try:
-            spec["default"] = _typed(value, kind)
+            spec["default"] = typed(value, kind)
         except ValueError as exc:
             errors[key] = str(exc)
     return template

@@ -16,12 +16,15 @@ from push_pools.api.deps import IsolationDep, NotifierDep, SessionDep, StoreRout
 from push_pools.errors import NotFound, PushPoolsError
 from push_pools.models import WorkPoolCreate, WorkPoolUpdate
 from push_pools.store import infrastructure
+from push_pools.store import pools as pool_store
 from push_pools.store import runs as run_store
-from push_pools.store.tables import Worker
+from push_pools.store.tables import Worker, utcnow
 from push_pools.ui import console_links, job_form, pool_delete
 from push_pools.ui.forms import FormDep, field_errors
 
 router = APIRouter(route_class=StoreRoute)
+# A pool page's tabs, each its own address (?tab=...); provisioning only for push pools.
+TABS = ("queues", "workers", "runs", "provisioning")
 
 
 @router.get("/work-pools")
@@ -41,6 +44,25 @@ def _workers(session: Any, pool_ids: list[str]) -> dict[str, list[Worker]]:
     for row in rows:
         found[row.work_pool_id].append(row)
     return found
+
+
+def _worker_rows(workers: list[Worker]) -> list[dict[str, Any]]:
+    """Each worker with whether it still counts: one silent for longer than the store's
+    staleness limit no longer makes its pool READY, so it shows as OFFLINE."""
+    now = utcnow()
+    limit = int(pool_store.WORKER_STALE_AFTER.total_seconds())
+    rows = []
+    for worker in workers:
+        online = now - worker.last_heartbeat < pool_store.WORKER_STALE_AFTER
+        rows.append(
+            {
+                "name": worker.name,
+                "last_heartbeat": worker.last_heartbeat,
+                "status": "ONLINE" if online else "OFFLINE",
+                "reason": None if online else f"has not polled for over {limit} s",
+            }
+        )
+    return rows
 
 
 def _new_form(
@@ -122,7 +144,7 @@ def pool_page(
             raise
         return page(request, "pool_deleted.html", status=404, name=name, pool=gone)
     is_push = pool_types.get(pool.type).is_push
-    tabs = ["queues", "workers", "runs"] + (["provisioning"] if is_push else [])
+    tabs = [t for t in TABS if is_push or t != "provisioning"]
     tab = tab if tab in tabs else "queues"
     runs = []
     if tab == "runs":
@@ -139,7 +161,7 @@ def pool_page(
         request,
         "pool.html",
         pool=pool,
-        workers=_workers(session, [pool.id])[pool.id] if tab == "workers" else [],
+        workers=_worker_rows(_workers(session, [pool.id])[pool.id]) if tab == "workers" else [],
         runs=runs,
         records=records,
         is_push=is_push,
@@ -153,4 +175,7 @@ def pause_pool(
 ) -> Response:
     paused = form.get("paused", "true") == "true"
     pool_api.update_work_pool(name, WorkPoolUpdate(paused=paused), session, notifier, isolation)
-    return RedirectResponse(f"/work-pools/{name}", status_code=303)
+    # Back to the tab the user paused from (one of the page's own, nothing else in the URL).
+    tab = form.get("tab", "")
+    query = f"?tab={tab}" if tab in TABS else ""
+    return RedirectResponse(f"/work-pools/{name}{query}", status_code=303)

@@ -57,13 +57,22 @@ def inline(name: str) -> str:
 def environment() -> jinja2.Environment:
     import jinja2
 
+    from push_pools.ui import schedule_words
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("push_pools.ui", "templates"),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(ago=ago, clock=clock, pretty=pretty)
+    env.filters.update(
+        ago=ago,
+        clock=clock,
+        pretty=pretty,
+        in_words=schedule_words.in_words,
+        wall_clock=schedule_words.wall_clock,
+    )
+    env.globals["zone_of"] = schedule_words.zone_of
     env.globals["status_icons"] = STATUS_ICONS
     env.globals["inline"] = inline
     return env

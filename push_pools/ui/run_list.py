@@ -82,6 +82,13 @@ def _rows(session: Session, rows: Select[Any]) -> list[RunRow]:
     ]
 
 
+def check_window(window: str) -> None:
+    if window and window not in WINDOWS:
+        raise InvalidInput(
+            f"{window!r} is not a time window: use {', '.join(WINDOWS)} or leave it out"
+        )
+
+
 def runs_page(
     session: Session,
     *,
@@ -94,10 +101,7 @@ def runs_page(
 ) -> RunPage:
     """Runs due by now (within `window` of it), newest first, `size` after `cursor`; and on the
     first page of the whole history, the next runs scheduled ahead, soonest first."""
-    if window and window not in WINDOWS:
-        raise InvalidInput(
-            f"{window!r} is not a time window: use {', '.join(WINDOWS)} or leave it out"
-        )
+    check_window(window)
     now = utcnow()
     columns = select(
         FlowRun.id,

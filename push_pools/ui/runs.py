@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from push_pools.api import deployments as deployment_api
@@ -17,6 +18,7 @@ from push_pools.states import FINAL, StateType
 from push_pools.store import deployments as deployment_store
 from push_pools.store import pools as pool_store
 from push_pools.store import runs as run_store
+from push_pools.store.tables import Deployment, WorkPool
 from push_pools.ui import console_links, run_list
 
 router = APIRouter(route_class=StoreRoute)
@@ -35,25 +37,44 @@ def runs_page(
 ) -> HTMLResponse:
     from push_pools.ui.render import page
 
-    error = None
+    errors: dict[str, str] = {}
     found = run_list.RunPage([], [], None)
     filters = {"state": state, "pool": pool, "deployment": deployment, "since": since}
+    # Each filter is read on its own, so every wrong one is named beside its field at once.
+    chosen = None
+    if state:
+        try:
+            chosen = StateType(state)
+        except ValueError:
+            errors["state"] = f"{state!r} is not a state"
+    deployment_id = pool_id = None
     try:
-        chosen = StateType(state) if state else None
-        found = run_list.runs_page(
-            session,
-            state=chosen,
-            deployment_id=_deployment_id(session, deployment),
-            work_pool_id=pool_store.get_pool(session, pool).id if pool else None,
-            window=since,
-            cursor=before,
-            size=PAGE_SIZE,
-        )
-    except ValueError:
-        error = f"{state!r} is not a state"
+        deployment_id = _deployment_id(session, deployment)
     except PushPoolsError as exc:
-        error = exc.message
+        errors["deployment"] = exc.message
+    try:
+        pool_id = pool_store.get_pool(session, pool).id if pool else None
+    except PushPoolsError as exc:
+        errors["pool"] = exc.message
+    try:
+        run_list.check_window(since)
+    except PushPoolsError as exc:
+        errors["since"] = exc.message
+    if not errors:
+        try:
+            found = run_list.runs_page(
+                session,
+                state=chosen,
+                deployment_id=deployment_id,
+                work_pool_id=pool_id,
+                window=since,
+                cursor=before,
+                size=PAGE_SIZE,
+            )
+        except PushPoolsError as exc:
+            errors[""] = exc.message
     kept = {k: v for k, v in filters.items() if v}
+    pool_names, deployment_names = _choices(session)
     return page(
         request,
         "runs.html",
@@ -64,8 +85,30 @@ def runs_page(
         states=[s.value for s in StateType],
         windows=run_list.WINDOWS,
         filters=filters,
-        error=error,
+        errors=errors,
+        pool_names=pool_names,
+        deployment_names=deployment_names,
     )
+
+
+# Suggestions for the filter fields; beyond this many the user types the name anyway.
+CHOICES = 500
+
+
+def _choices(session: Session) -> tuple[list[str], list[str]]:
+    """The pool and deployment names the filters suggest (names only: the page stays light)."""
+    pools = session.scalars(
+        select(WorkPool.name)
+        .where(WorkPool.deleted.is_(False))
+        .order_by(WorkPool.name)
+        .limit(CHOICES)
+    )
+    deployments = session.execute(
+        select(Deployment.flow_name, Deployment.name)
+        .order_by(Deployment.flow_name, Deployment.name)
+        .limit(CHOICES)
+    )
+    return list(pools), [f"{flow}/{name}" for flow, name in deployments]
 
 
 def _deployment_id(session: Session, full_name: str) -> str | None:

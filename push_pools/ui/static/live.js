@@ -12,16 +12,46 @@
   var every = Math.min.apply(null, live.map(function (el) { return Number(el.dataset.live); }));
   var busy = false;
 
+  // Says so when what is shown may be out of date, rather than going quietly stale.
+  function note(text) {
+    var el = document.getElementById("live-note");
+    if (!el) {
+      if (!text) return;
+      el = document.createElement("p");
+      el.id = "live-note";
+      el.className = "notice";
+      el.setAttribute("role", "status");
+      var main = document.getElementById("main") || document.body;
+      main.insertBefore(el, main.firstChild);
+    }
+    el.textContent = text;
+    el.hidden = !text;
+  }
+
   function refresh() {
     if (busy || document.hidden) return;
+    // Every region has settled (a finished run): nothing more to fetch.
+    if (!regions(document).length) return window.clearInterval(timer);
     busy = true;
     fetch(window.location.href, { cache: "no-store", credentials: "same-origin" })
       .then(function (response) {
-        // Signed out, or the page is gone: stop, and keep what is shown.
-        if (!response.ok || response.redirected) throw new Error("stale");
+        if (response.redirected) {
+          // Signed out: polling again would only fetch the sign-in page.
+          window.clearInterval(timer);
+          note("Signed out: reload the page to sign in again.");
+          return null;
+        }
+        if (response.status === 404) {
+          // Deleted meanwhile: the page's own answer says how and when.
+          window.clearInterval(timer);
+          note("This was deleted or moved: reload the page to see what happened.");
+          return null;
+        }
+        if (!response.ok) throw new Error("status " + response.status);
         return response.text();
       })
       .then(function (html) {
+        if (html === null) return;
         var fresh = new DOMParser().parseFromString(html, "text/html");
         regions(document).forEach(function (el) {
           var next = fresh.getElementById(el.id);
@@ -30,8 +60,12 @@
           if (el.innerHTML !== next.innerHTML) el.innerHTML = next.innerHTML;
           el.setAttribute("data-live", next.getAttribute("data-live") || "0");
         });
+        note("");
       })
-      .catch(function () { window.clearInterval(timer); })
+      .catch(function () {
+        // The server restarting or a network blip: keep what is shown, say so, keep trying.
+        note("Not up to date: the server did not answer. Trying again…");
+      })
       .then(function () { busy = false; });
   }
   var timer = window.setInterval(refresh, every);
