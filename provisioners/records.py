@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     from push_pools.client import Client
 
 
+PROVISIONED_BY = "provisioned_by"
+
+
 class ApiRecorder(Recorder):
     """The Recorder of provisioners/plan.py over the HTTP API.
 
@@ -21,6 +24,9 @@ class ApiRecorder(Recorder):
     def __init__(self, client: Client, pool_name: str) -> None:
         self.client = client
         self.pool_name = pool_name
+        # Who is provisioning (the preflight's caller: an ARN, an account email, a client id),
+        # kept in each record saved as `provisioned_by`, so the pool's records say by whom.
+        self.actor: str | None = None
 
     def load(self) -> list[ResourceRecord]:
         return [
@@ -28,7 +34,10 @@ class ApiRecorder(Recorder):
         ]
 
     def save(self, record: ResourceRecord) -> None:
-        self.client.save_infrastructure(self.pool_name, record.to_dict())
+        raw = record.to_dict()
+        if self.actor:
+            raw["data"] = {**raw["data"], PROVISIONED_BY: self.actor}
+        self.client.save_infrastructure(self.pool_name, raw)
 
     def remove(self, step: str) -> None:
         try:

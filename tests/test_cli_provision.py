@@ -102,7 +102,14 @@ def test_provision_create_pool_then_deprovision(server, cli, client, aws) -> Non
     block = cli("block", "inspect", "ecs-pool-aws-credentials", "--json").json()
     assert block["data"]["aws_secret_access_key"] == "********"
     assert tagged_resources(aws)
-    assert client.list_infrastructure("ecs-pool")
+    records = client.list_infrastructure("ecs-pool")
+    assert records
+    # Each record says by whom: the caller STS named at the preflight.
+    import boto3
+
+    sts = boto3.client("sts", region_name=REGION, endpoint_url=aws.endpoint)
+    caller = sts.get_caller_identity()["Arn"]
+    assert {r["data"]["provisioned_by"] for r in records} == {caller}
 
     again = cli(
         "work-pool", "provision-infra", "ecs-pool", "--dry-run", "--json", *provision_args(aws)

@@ -376,7 +376,11 @@ def test_a_push_pools_page_shows_what_was_provisioned_with_console_links(
             "kind": "aws:ecs:cluster",
             "identifier": cluster,
             "created": True,
-            "data": {"name": "pp-ecs-pool", "region": "eu-west-1"},
+            "data": {
+                "name": "pp-ecs-pool",
+                "region": "eu-west-1",
+                "provisioned_by": "arn:aws:iam::123456789012:user/ada",
+            },
         },
     )
     client.save_infrastructure(
@@ -393,6 +397,8 @@ def test_a_push_pools_page_shows_what_was_provisioned_with_console_links(
     page.get_by_role("link", name="Provisioning").click()
     cluster_row = page.locator('tr[data-step="cluster"]')
     assert "created" in cluster_row.inner_text()
+    # By whom: the identity the CLI provisioned as (tests/test_cli_provision.py records it).
+    assert "by arn:aws:iam::123456789012:user/ada" in cluster_row.inner_text()
     assert cluster_row.get_by_role("link").get_attribute("href") == (
         "https://eu-west-1.console.aws.amazon.com/ecs/v2/clusters/pp-ecs-pool?region=eu-west-1"
     )

@@ -89,6 +89,7 @@ def provision(
     recorder = ApiRecorder(client, pool_name)
     provisioner = provisioner_for(pool_type, pool_name, values, records=recorder.load())
     who = provisioner.preflight()
+    recorder.actor = who.caller
     plan = provisioner.plan(
         recorder, credentials=BlockCredentials(client, spec_for(pool_type).credentials_block_type)
     )
