@@ -186,6 +186,7 @@ class BucketStep(AwsStep):
 
 def _taken(name: str) -> InvalidInput:
     return InvalidInput(
-        f"S3 bucket {name} exists in another AWS account (bucket names are global); pass "
-        "--resource-name bucket=NAME with a name of your own"
+        f"S3 bucket {name} is not this account's to use: its name is taken by another AWS "
+        "account (bucket names are global), or these credentials may not read it "
+        "(s3:ListBucket); pass --resource-name bucket=NAME with a name of your own"
     )

@@ -268,5 +268,6 @@ def _revoke(policy: Any, member: str) -> bool:
 def _taken(name: str) -> InvalidInput:
     return InvalidInput(
         f"Cloud Storage bucket {name} exists in a project these credentials cannot see "
-        "(bucket names are global); deprovision, or provision this pool under another name"
+        "(bucket names are global), or they may not read it (storage.buckets.get); provision "
+        "this pool under another name"
     )
