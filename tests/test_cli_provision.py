@@ -141,3 +141,38 @@ def test_resource_name_overrides(server, cli, aws) -> None:
     assert "shared-flows" in titles
     bad = create_provisioned(cli, aws, "--dry-run", "--resource-name", "clusterr=x")
     assert bad.exit_code != 0 and "cluster" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bundles_of_a_provisioned_pool_go_to_the_bucket_it_created(
+    server, cli, client, aws, monkeypatch: pytest.MonkeyPatch, readable_dir: Path
+) -> None:
+    import boto3
+
+    from push_pools.deploy.entrypoints import load_flow
+    from tests.bundle_helpers import where_project
+
+    # The server writes bundles with its own credentials' chain: here, moto's.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint)
+    result = create_provisioned(cli, aws, "--yes", "--json")
+    assert result.exit_code == 0, result.stderr
+    storage = result.json()["base_job_template"]["variables"]["properties"]["bundle_storage"]
+    bucket = storage["default"].removeprefix("s3://").removesuffix("/bundles")
+    assert storage["default"] == f"s3://{bucket}/bundles"
+
+    project = where_project(readable_dir, "in the provisioned bucket")
+    flow = load_flow("flows.py:where", project)
+    deployment = flow.deploy("bucketed", "ecs-pool", source_dir=project, client=client, quiet=True)
+    ((_, options),) = deployment.pull_steps[0].items()
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=aws.endpoint)
+    stored = s3.get_object(Bucket=bucket, Key=f"bundles/{options['sha256']}.tar.gz")
+    assert stored["Body"].read() == client.download_bundle(options["sha256"])
+
+    # A second provisioning makes no second bucket.
+    again = cli("work-pool", "provision-infra", "ecs-pool", "--yes", *provision_args(aws))
+    assert again.exit_code == 0, again.stderr
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == [bucket]
+
+    removed = cli("work-pool", "deprovision-infra", "ecs-pool", "--yes")
+    assert removed.exit_code == 0, removed.stderr
+    assert s3.list_buckets()["Buckets"] == []
+    assert tagged_resources(aws) == []

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from push_pools import pool_types
+from push_pools.deploy.entrypoints import load_flow
+from tests.bundle_helpers import where_project
 from tests.emulators.gcp import GcpEmulator
 from tests.gcp_helpers import PROJECT, account_email, gcp_test_env
 
@@ -75,6 +77,7 @@ def ours_left(emulator: GcpEmulator, pool: str = "cr-pool") -> list[str]:
     policy = emulator.project_policy(PROJECT).to_json()
     for binding in policy.get("bindings", []):
         left += [m for m in binding["members"] if f"pp-{pool}-" in m]
+    left += [b for b in emulator.buckets if b.startswith(f"pp-{pool}-bundles-")]
     return left
 
 
@@ -84,7 +87,7 @@ def test_dry_run_shows_the_plan_and_changes_nothing(server, cli, emulator) -> No
     plan = result.json()
     assert (plan["cloud"], plan["account"], plan["region"]) == ("gcp", PROJECT, REGION)
     assert plan["caller"] == f"owner@{PROJECT}.iam.gserviceaccount.com"
-    assert [s["status"] for s in plan["steps"]][1:] == ["will be created"] * 7
+    assert [s["status"] for s in plan["steps"]][1:] == ["will be created"] * 9
     assert emulator.calls.mutating() == []
     assert cli("work-pool", "ls", "--json").json() == []
 
@@ -94,7 +97,9 @@ def test_dry_run_shows_the_plan_and_changes_nothing(server, cli, emulator) -> No
     assert "Dry run: nothing was changed." in human.stdout
 
 
-def test_provision_create_pool_again_then_deprovision(server, cli, client, emulator) -> None:
+def test_provision_create_pool_again_then_deprovision(
+    server, cli, client, emulator, readable_dir: Path
+) -> None:
     result = create(cli, "--yes")
     assert result.exit_code == 0, result.stderr
     assert "Infrastructure successfully provisioned!" in result.stdout
@@ -112,6 +117,18 @@ def test_provision_create_pool_again_then_deprovision(server, cli, client, emula
     assert block["data"]["project"] == PROJECT
     assert ours_left(emulator)
 
+    # A bundle deploy lands in the bucket the provisioner made (the server writes it with its
+    # own credentials: here the project owner's key).
+    bucket = defaults(pool)["bundle_storage"].removeprefix("gs://").removesuffix("/bundles")
+    assert defaults(pool)["bundle_storage"] == f"gs://{bucket}/bundles"
+    project = where_project(readable_dir, "in the provisioned bucket")
+    deployment = load_flow("flows.py:where", project).deploy(
+        "bucketed", "cr-pool", source_dir=project, client=client, quiet=True
+    )
+    ((_, options),) = deployment.pull_steps[0].items()
+    stored = emulator.buckets[bucket].objects[f"bundles/{options['sha256']}.tar.gz"]
+    assert stored.data == client.download_bundle(options["sha256"])
+
     # Again, for the existing pool, from its records (no --region): nothing changes.
     emulator.calls.clear()
     again = cli("work-pool", "provision-infra", "cr-pool", "--yes", "--json")
@@ -120,9 +137,12 @@ def test_provision_create_pool_again_then_deprovision(server, cli, client, emula
     account = emulator.service_accounts[account_email("cr-pool", "cp")]
     assert len(account.user_keys()) == 1
 
-    removed = cli("work-pool", "delete", "cr-pool", "--yes", "--deprovision-infra")
+    removed = cli("work-pool", "deprovision-infra", "cr-pool", "--yes")
     assert removed.exit_code == 0, removed.stderr
     assert ours_left(emulator) == []
+    assert bucket not in emulator.buckets
+    removed = cli("work-pool", "delete", "cr-pool", "--yes", "--force")
+    assert removed.exit_code == 0, removed.stderr
     assert cli("block", "inspect", "cr-pool-gcp-credentials").exit_code != 0
     assert cli("work-pool", "ls", "--json").json() == []
 

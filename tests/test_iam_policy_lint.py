@@ -187,6 +187,7 @@ def control_plane() -> dict[str, Any]:
         pass_role_arns=[f"arn:aws:iam::{ACCOUNT}:role/push-pools-{POOL}-execution"],
         log_group_arn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/push-pools/{POOL}",
         repository_arn=f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/push-pools-{POOL}",
+        bundle_objects_arn=f"arn:aws:s3:::pp-{POOL}-bundles-0123456789/bundles/*",
         family_prefix=f"push-pools-{POOL}-",
     )
 
@@ -219,6 +220,15 @@ def test_the_linter_flags_registering_into_any_family() -> None:
     document = widened("RegisterPoolTaskDefinitions", Resource="*")
     assert not_accepted({CONTROL_PLANE: document})[CONTROL_PLANE] == [
         ("RESOURCE_STAR", "ecs:RegisterTaskDefinition")
+    ]
+
+
+def test_the_linter_flags_bundle_access_to_every_bucket() -> None:
+    document = widened("PoolCodeBundles", Resource="*")
+    assert not_accepted({CONTROL_PLANE: document})[CONTROL_PLANE] == [
+        ("RESOURCE_STAR", "s3:DeleteObject"),
+        ("RESOURCE_STAR", "s3:GetObject"),
+        ("RESOURCE_STAR", "s3:PutObject"),
     ]
 
 

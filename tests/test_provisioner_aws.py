@@ -35,6 +35,7 @@ from provisioners.aws import (
     template_defaults,
 )
 from provisioners.aws.errors import translate_errors
+from provisioners.aws.s3 import default_bucket_name
 from provisioners.plan import (
     MemoryRecorder,
     Plan,
@@ -158,6 +159,7 @@ class Aws:
         """Every resource in the account carrying our pool tag, by kind."""
         iam, ecs = self.client("iam"), self.client("ecs")
         logs, ecr, ec2 = self.client("logs"), self.client("ecr"), self.client("ec2")
+        s3 = self.client("s3")
         found: dict[str, list[str]] = {}
 
         def add(kind: str, ident: str, tags: Any) -> None:
@@ -184,6 +186,12 @@ class Aws:
         for repo in ecr.describe_repositories()["repositories"]:
             tags = ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"]
             add("repository", repo["repositoryName"], tags)
+        for bucket in s3.list_buckets()["Buckets"]:
+            try:
+                tags = s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"]
+            except ClientError:
+                tags = []  # an untagged bucket
+            add("bucket", bucket["Name"], tags)
         for vpc in ec2.describe_vpcs()["Vpcs"]:
             add("vpc", vpc["VpcId"], vpc.get("Tags", []))
         for subnet in ec2.describe_subnets()["Subnets"]:
@@ -239,6 +247,7 @@ EXPECTED_KINDS = {
     "cluster": [f"push-pools-{POOL}"],
     "log_group": [f"/push-pools/{POOL}"],
     "repository": [f"push-pools-{POOL}"],
+    "bucket": [default_bucket_name(POOL, ACCOUNT, "us-east-1")],
 }
 
 
@@ -1031,3 +1040,121 @@ def test_importing_the_provisioner_does_not_import_boto3() -> None:
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["False", "False"]
+
+
+# --- the code-bundle bucket -----------------------------------------------------------------
+
+BUCKET = default_bucket_name(POOL, ACCOUNT, "us-east-1")
+
+
+def test_the_bundle_bucket_is_private_encrypted_and_the_only_bucket_the_server_may_use(
+    aws: Aws,
+) -> None:
+    planned = {p.step_id: p for p in aws.plan().preview()}
+    assert planned["s3-bucket"].status == StepStatus.CREATE
+    assert BUCKET in planned["s3-bucket"].detail  # the dry run names the bucket
+
+    config = aws.config()
+    outputs = aws.apply(config)
+
+    assert outputs["s3-bucket"].created is True
+    assert outputs["s3-bucket"].identifier == f"arn:aws:s3:::{BUCKET}"
+    assert len(BUCKET) <= 63 and BUCKET.startswith(f"pp-{POOL}-bundles-")
+    s3 = aws.client("s3")
+    block = s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]
+    assert block == dict.fromkeys(
+        ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"),
+        True,
+    )
+    rules = s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    ownership = s3.get_bucket_ownership_controls(Bucket=BUCKET)["OwnershipControls"]
+    assert ownership["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert template_defaults(outputs, config)["bundle_storage"] == f"s3://{BUCKET}/bundles"
+
+    # The server may put, get and delete bundles under the prefix, and nothing else in S3.
+    s3_grants = [
+        s
+        for s in aws.policy_document()["Statement"]
+        if any(a.startswith("s3:") for a in s["Action"])
+    ]
+    assert s3_grants == [
+        {
+            "Sid": "PoolCodeBundles",
+            "Effect": "Allow",
+            "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            "Resource": [f"arn:aws:s3:::{BUCKET}/bundles/*"],
+        }
+    ]
+
+
+def test_bucket_drift_is_converged_and_teardown_empties_every_version(aws: Aws) -> None:
+    aws.apply()
+    s3 = aws.client("s3")
+    s3.delete_public_access_block(Bucket=BUCKET)
+    plan = aws.plan()
+    updates = {p.step_id: p.detail for p in plan.preview() if p.status == StepStatus.UPDATE}
+    assert list(updates) == ["s3-bucket"] and "public access block" in updates["s3-bucket"]
+    plan.apply()
+    assert aws.mutations == [
+        "PutPublicAccessBlock",
+        "PutBucketEncryption",
+        "PutBucketOwnershipControls",
+    ]
+    assert s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"][
+        "BlockPublicPolicy"
+    ]
+
+    # Old versions and delete markers too: S3 deletes no bucket that holds any.
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    for body in (b"v1", b"v2"):
+        s3.put_object(Bucket=BUCKET, Key="bundles/a.tar.gz", Body=body)
+    s3.put_object(Bucket=BUCKET, Key="bundles/b.tar.gz", Body=b"x")
+    s3.delete_object(Bucket=BUCKET, Key="bundles/b.tar.gz")
+
+    aws.plan().teardown()
+
+    assert BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert aws.ours() == {}
+
+
+def test_a_foreign_bucket_of_our_name_is_adopted_and_kept(aws: Aws) -> None:
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="theirs.txt", Body=b"keep me")
+
+    outputs = aws.apply()
+
+    assert outputs["s3-bucket"].created is False
+    assert "adopted" in {p.step_id: p for p in aws.plan().preview()}["s3-bucket"].detail
+    assert aws.mutations == []
+    aws.plan().teardown()
+    assert s3.get_object(Bucket=BUCKET, Key="theirs.txt")["Body"].read() == b"keep me"
+    # Used as is: none of our settings or tags were put on it.
+    with pytest.raises(ClientError):
+        s3.get_bucket_tagging(Bucket=BUCKET)
+
+
+def test_another_pools_bucket_is_refused(aws: Aws) -> None:
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="shared-code")
+    s3.put_bucket_tagging(
+        Bucket="shared-code",
+        Tagging={
+            "TagSet": [
+                {"Key": POOL_TAG, "Value": "pool-b"},
+                {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY},
+            ]
+        },
+    )
+    with pytest.raises(ProvisioningError) as failed:
+        aws.apply(aws.config(names=AwsNames(bucket="shared-code")))
+    assert failed.value.step_id == "s3-bucket"
+    assert "belongs to push-pools pool 'pool-b'" in failed.value.message
+    assert s3.head_bucket(Bucket="shared-code")
+
+
+@pytest.mark.parametrize("name", ["ab", "Upper-case", "a..b", "192.168.1.1", "xn--x", "x-s3alias"])
+def test_invalid_bucket_override_is_invalid_input(aws: Aws, name: str) -> None:
+    with pytest.raises(InvalidInput, match="bucket name"):
+        aws.config(names=AwsNames(bucket=name))

@@ -19,6 +19,7 @@ from provisioners.gcp.base import StepIds
 from provisioners.gcp.build import build_gcp_plan, gcp_steps
 from provisioners.gcp.clients import GcpClients, default_credentials
 from provisioners.gcp.config import GcpProvisionConfig
+from provisioners.gcp.storage import bucket_name
 from provisioners.plan import MemoryRecorder, Plan, ProvisioningError, StepStatus
 from push_pools.errors import InvalidInput
 from tests.emulators.gcp import GcpEmulator
@@ -30,6 +31,7 @@ RUNTIME = account_email(POOL, "run")
 CONTROL = account_email(POOL, "cp")
 REPOSITORY = f"projects/{PROJECT}/locations/{REGION}/repositories/push-pools-{POOL}"
 BLOCK = f"{POOL}-gcp-credentials"
+BUCKET = bucket_name(POOL, PROJECT)
 ALL_STEPS = [s.id for s in gcp_steps(GcpProvisionConfig(POOL, PROJECT, REGION))[0]]
 # Steps whose create changes something (the project step only reads).
 CREATING_STEPS = [s for s in ALL_STEPS if s != StepIds.PROJECT]
@@ -88,6 +90,13 @@ class Gcp:
         left += [r for r in self.emulator.repositories if r == REPOSITORY]
         for binding in self.emulator.project_policy(PROJECT).to_json().get("bindings", []):
             left += [f"{binding['role']}: {m}" for m in binding["members"] if CONTROL in m]
+        bucket = self.emulator.buckets.get(BUCKET)
+        if bucket is not None:
+            left.append(BUCKET)
+            for binding in bucket.policy.to_json().get("bindings", []):
+                left += [
+                    f"bucket {binding['role']}: {m}" for m in binding["members"] if CONTROL in m
+                ]
         return left
 
     def control_keys(self) -> list[str]:
@@ -159,6 +168,7 @@ def test_provision_from_an_empty_project_wires_a_key_that_runs_jobs_as_the_runti
         "project": PROJECT,
         "service_account_name": RUNTIME,
         "image_repository": f"{REGION}-docker.pkg.dev/{PROJECT}/push-pools-{POOL}",
+        "bundle_storage": f"gs://{BUCKET}/bundles",
         "credentials": BLOCK,
     }
     # Every other binding kept; the control plane runs jobs in the project...
@@ -258,7 +268,14 @@ def test_a_failure_at_each_step_resumes_and_teardown_leaves_nothing(
     assert len(gcp.control_keys()) == 1
     assert gcp.blocks.saves == 1
     assert sorted(gcp.ours_left()) == sorted(
-        [RUNTIME, CONTROL, REPOSITORY, f"roles/run.developer: serviceAccount:{CONTROL}"]
+        [
+            RUNTIME,
+            CONTROL,
+            REPOSITORY,
+            BUCKET,
+            f"roles/run.developer: serviceAccount:{CONTROL}",
+            f"bucket roles/storage.objectAdmin: serviceAccount:{CONTROL}",
+        ]
     )
 
     gcp.plan().teardown()
@@ -335,3 +352,123 @@ def test_a_pool_stays_where_it_was_provisioned(gcp: Gcp, emulator: GcpEmulator) 
         ProvisioningError, match="provisioned in project proj-a, region europe-west1"
     ):
         gcp.plan(region="us-east1").preview()
+
+
+# --- the code-bundle bucket -----------------------------------------------------------------
+
+
+def storage_client(emulator: GcpEmulator, info: dict[str, Any]) -> Any:
+    """A Cloud Storage client signed in with the key the provisioner stored."""
+    from google.cloud import storage
+    from google.oauth2 import service_account
+
+    credentials = service_account.Credentials.from_service_account_info(
+        info, scopes=["https://www.googleapis.com/auth/cloud-platform"]
+    )
+    return storage.Client(
+        project=PROJECT,
+        credentials=credentials,
+        client_options={"api_endpoint": emulator.endpoint},
+    )
+
+
+def test_the_bundle_bucket_is_private_and_the_only_bucket_the_control_plane_may_use(
+    gcp: Gcp, emulator: GcpEmulator
+) -> None:
+    from google.api_core.exceptions import Forbidden
+
+    emulator.add_bucket(PROJECT, "someone-elses-data")
+    planned = {s.step_id: s for s in gcp.plan().preview()}
+    assert planned[StepIds.BUCKET].status == StepStatus.CREATE
+    assert BUCKET in planned[StepIds.BUCKET].detail  # the dry run names the bucket
+    gcp.plan().apply()
+
+    assert len(BUCKET) <= 63 and BUCKET.startswith(f"pp-{POOL}-bundles-")
+    bucket = emulator.buckets[BUCKET]
+    assert bucket.labels == {"push-pools-pool": POOL, "push-pools-managed-by": "push-pools"}
+    assert bucket.location == REGION.upper()
+    assert bucket.uniform_access is True
+    assert bucket.public_access_prevention == "enforced"
+    # The grant is on this bucket's policy, which keeps its other bindings; not on the project.
+    policy = {b["role"]: b["members"] for b in bucket.policy.to_json()["bindings"]}
+    assert policy["roles/storage.objectAdmin"] == [f"serviceAccount:{CONTROL}"]
+    assert sorted(policy["roles/storage.legacyBucketOwner"]) == [
+        f"projectEditor:{PROJECT}",
+        f"projectOwner:{PROJECT}",
+    ]
+    assert not any(role.startswith("roles/storage") for role in project_bindings(emulator))
+
+    # The stored key writes, reads and deletes bundles there, and reaches no other bucket.
+    client = storage_client(emulator, gcp.blocks.saved[BLOCK]["service_account_info"])
+    blob = client.bucket(BUCKET).blob("bundles/abc.tar.gz")
+    blob.upload_from_string(b"bundle", content_type="application/gzip")
+    assert client.bucket(BUCKET).blob("bundles/abc.tar.gz").download_as_bytes() == b"bundle"
+    with pytest.raises(Forbidden):
+        client.bucket("someone-elses-data").blob("x").upload_from_string(b"x")
+
+    # Teardown deletes the bucket with what it holds; the other bucket stays.
+    gcp.plan().teardown()
+    assert gcp.ours_left() == []
+    assert list(emulator.buckets) == ["someone-elses-data"]
+
+
+def test_bucket_drift_is_converged(gcp: Gcp, emulator: GcpEmulator) -> None:
+    gcp.plan().apply()
+    emulator.buckets[BUCKET].uniform_access = False
+    emulator.buckets[BUCKET].public_access_prevention = "inherited"
+    plan = gcp.plan()
+    updates = {s.step_id: s.detail for s in plan.preview() if s.status == StepStatus.UPDATE}
+    assert list(updates) == [StepIds.BUCKET]
+    assert "public access prevention" in updates[StepIds.BUCKET]
+    emulator.calls.clear()
+    plan.apply()
+    assert [(c.method, c.path) for c in emulator.calls.mutating()] == [
+        ("PATCH", f"/storage/v1/b/{BUCKET}")
+    ]
+    assert emulator.buckets[BUCKET].uniform_access is True
+    assert emulator.buckets[BUCKET].public_access_prevention == "enforced"
+
+
+def test_a_foreign_bucket_of_our_name_is_adopted_and_kept(gcp: Gcp, emulator: GcpEmulator) -> None:
+    emulator.add_bucket(PROJECT, BUCKET)
+    emulator.buckets[BUCKET].labels["team"] = "data"
+    plan = gcp.plan()
+    planned = {s.step_id: s for s in plan.preview()}
+    assert planned[StepIds.BUCKET].status == StepStatus.EXISTS
+    assert "adopted" in planned[StepIds.BUCKET].detail
+    outputs = plan.apply()
+    assert outputs[StepIds.BUCKET].created is False
+    assert emulator.buckets[BUCKET].uniform_access is False  # used as is
+
+    gcp.plan().teardown()
+    assert BUCKET in emulator.buckets
+    assert emulator.buckets[BUCKET].labels == {"team": "data"}
+    # Our grant on their bucket went with the rest of what we made.
+    assert gcp.ours_left() == [BUCKET]
+
+
+def test_a_bucket_name_taken_in_another_project_is_a_clear_error(
+    gcp: Gcp, emulator: GcpEmulator
+) -> None:
+    emulator.add_bucket("proj-elsewhere", BUCKET)
+    with pytest.raises(ProvisioningError) as failed:
+        gcp.plan().apply()
+    assert failed.value.step_id == StepIds.BUCKET
+    assert f"bucket {BUCKET} exists in a project these credentials cannot see" in (
+        failed.value.message
+    )
+
+
+def test_a_stale_etag_on_the_bucket_policy_is_read_again(gcp: Gcp, emulator: GcpEmulator) -> None:
+    emulator.faults.add(
+        rf"PUT /storage/v1/b/{BUCKET}/iam", status=412, code="FAILED_PRECONDITION", times=1
+    )
+    gcp.plan().apply()
+    writes = [
+        c for c in emulator.calls if c.path == f"/storage/v1/b/{BUCKET}/iam" and c.method == "PUT"
+    ]
+    assert [c.code for c in writes] == ["FAILED_PRECONDITION", "OK"]
+    policy = {
+        b["role"]: b["members"] for b in emulator.buckets[BUCKET].policy.to_json()["bindings"]
+    }
+    assert policy["roles/storage.objectAdmin"] == [f"serviceAccount:{CONTROL}"]

@@ -143,9 +143,12 @@ def test_the_readme_ecs_section_runs_against_moto(
         # The policy provisioning attaches to the task execution role, which moto lacks.
         assert moto._server is not None
         moto._server.add_aws_managed_policies("AmazonECSTaskExecutionRolePolicy")
+        # The server keeps the provisioned pool's bundles in its S3 bucket with its own AWS
+        # credentials, which on a workstation are the same as the CLI's: here, moto's.
+        server_env = {**env, "AWS_ENDPOINT_URL": moto.endpoint}
         server = subprocess.Popen(
             [str(PUSH_POOLS), "server", "start"],
-            env=env,
+            env=server_env,
             stdout=(tmp_path / "server.log").open("w"),
             stderr=subprocess.STDOUT,
         )

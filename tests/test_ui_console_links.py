@@ -73,6 +73,14 @@ def test_id_parts_are_escaped_into_the_link() -> None:
             "https://portal.azure.com/#@/resource/subscriptions/s/resourceGroups/push-pools-pool"
             "/overview",
         ),
+        (
+            "arn:aws:s3:::pp-pool-bundles-0123456789",
+            "https://s3.console.aws.amazon.com/s3/buckets/pp-pool-bundles-0123456789",
+        ),
+        (
+            "projects/_/buckets/pp-pool-bundles-01234567",
+            "https://console.cloud.google.com/storage/browser/pp-pool-bundles-01234567",
+        ),
         ("arn:aws:iam::123456789012:root", None),
         ("block:azure-credentials", None),
         ("none:vpc-1", None),

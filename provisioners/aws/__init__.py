@@ -6,6 +6,7 @@ A Plan (provisioners/plan.py) of idempotent steps, one module per resource famil
     account.py  the account and region the pool lives in (pins them; teardown's final sweep)
     logs.py     CloudWatch log group (retention)
     ecr.py      ECR repository
+    s3.py       S3 bucket for the pool's code bundles (private, encrypted)
     ecs.py      ECS cluster (Fargate, Fargate Spot)
     iam.py      task execution role, optional task role, control-plane user, its least-privilege
                 policy, its access key (into an encrypted aws-credentials block via a callback)

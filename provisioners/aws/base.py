@@ -32,6 +32,7 @@ class StepIds:
     ACCOUNT = "aws-account"
     LOG_GROUP = "logs-group"
     REPOSITORY = "ecr-repository"
+    BUCKET = "s3-bucket"
     CLUSTER = "ecs-cluster"
     EXECUTION_ROLE = "iam-execution-role"
     TASK_ROLE = "iam-task-role"

@@ -20,6 +20,7 @@ from provisioners.aws.network import (
     SubnetsStep,
     VpcStep,
 )
+from provisioners.aws.s3 import BUNDLE_PREFIX, BucketStep
 from provisioners.aws.session import AwsContext, CredentialsExist, SaveCredentials, aws_session
 from provisioners.plan import Plan, ProvisioningError, Recorder, ResourceRecord
 from push_pools.errors import InvalidInput
@@ -42,6 +43,7 @@ def aws_steps(config: AwsProvisionConfig) -> tuple[list[AwsStep], list[AwsStep]]
         # Resources the control plane's policy is scoped to come first...
         LogGroupStep(names.log_group, config.log_retention_days),
         RepositoryStep(names.repository),
+        BucketStep(names.bucket),
         ClusterStep(names.cluster),
         RoleStep(StepIds.EXECUTION_ROLE, names.execution_role, "execution"),
         *([task_role] if config.create_task_role else []),
@@ -96,6 +98,7 @@ def template_defaults(
     needed = [
         StepIds.LOG_GROUP,
         StepIds.REPOSITORY,
+        StepIds.BUCKET,
         StepIds.CLUSTER,
         StepIds.EXECUTION_ROLE,
         StepIds.SUBNETS,
@@ -134,6 +137,8 @@ def template_defaults(
             "assignPublicIp": "ENABLED",
         },
         "aws_credentials": config.credentials_block_name,
+        # The server keeps this pool's code bundles there (push_pools/bundle_storage.py).
+        "bundle_storage": f"s3://{data(StepIds.BUCKET)['name']}/{BUNDLE_PREFIX}",
     }
     if config.create_task_role and StepIds.TASK_ROLE in outputs:
         defaults["task_role_arn"] = data(StepIds.TASK_ROLE)["arn"]

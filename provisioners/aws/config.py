@@ -73,6 +73,18 @@ _NAME_RULES: dict[str, tuple[re.Pattern[str], int, str]] = {
         "not starting with 'sg-'",
     ),
     "vpc": (re.compile(r"[^\x00-\x1f]+"), 255, "VPC Name tags: at most 255 printable characters"),
+    "bucket": (
+        # S3's general-purpose bucket rules: no IP-address look, no "..", reserved prefixes
+        # and suffixes refused.
+        re.compile(
+            r"(?!xn--|sthree-|amzn-s3-demo-)(?!\d+\.\d+\.\d+\.\d+$)(?!.*\.\.)"
+            r"[a-z0-9][a-z0-9.-]*[a-z0-9]"
+            r"(?<!-s3alias)(?<!--ol-s3)(?<!\.mrap)(?<!--x-s3)(?<!--table-s3)"
+        ),
+        63,
+        "S3 bucket names: 3 to 63 lowercase letters, digits, dots and hyphens, starting and "
+        "ending with a letter or digit, not shaped like an IP address",
+    ),
 }
 
 
@@ -93,6 +105,8 @@ class ResolvedNames:
     repository: str
     security_group: str
     vpc: str
+    # None: derived when the account is known (provisioners/aws/s3.py's default_bucket_name).
+    bucket: str | None
 
 
 @dataclass(frozen=True)
@@ -112,6 +126,7 @@ class AwsNames:
     repository: str | None = None
     security_group: str | None = None
     vpc: str | None = None  # the Name tag of a VPC we create when there is no default VPC
+    bucket: str | None = None  # the code-bundle bucket; default: provisioners/aws/s3.py
 
     def resolve(self, pool: str) -> ResolvedNames:
         base = f"push-pools-{pool}"
@@ -125,6 +140,7 @@ class AwsNames:
             repository=base,
             security_group=base,
             vpc=base,
+            bucket=None,
         )
         chosen = {f.name: getattr(self, f.name) or getattr(derived, f.name) for f in fields(self)}
         return ResolvedNames(**chosen)
@@ -135,7 +151,7 @@ class AwsNames:
             if value is None:
                 continue
             pattern, limit, rule = _NAME_RULES[f.name]
-            minimum = 2 if f.name == "repository" else 1
+            minimum = {"repository": 2, "bucket": 3}.get(f.name, 1)
             if not (minimum <= len(value) <= limit and pattern.fullmatch(value)):
                 raise InvalidInput(f"invalid {f.name.replace('_', ' ')} name {value!r}: {rule}")
 

@@ -17,6 +17,7 @@ from provisioners.aws.policies import (
     execution_logs_policy,
     task_trust_policy,
 )
+from provisioners.aws.s3 import BUNDLE_PREFIX, bucket_arn, bucket_name
 from provisioners.aws.session import AwsContext
 from provisioners.plan import ProvisioningError, ResourceRecord, StepCheck
 from push_pools.executors.ecs.job import family_prefix
@@ -41,6 +42,7 @@ def wanted_arns(ctx: AwsContext) -> dict[str, Any]:
         or ctx.arn("ecr", f"repository/{names.repository}"),
         "cluster": ctx.output(StepIds.CLUSTER, "arn") or ctx.arn("ecs", f"cluster/{names.cluster}"),
         "cluster_name": ctx.output(StepIds.CLUSTER, "name") or names.cluster,
+        "bundles": f"{bucket_arn(ctx, bucket_name(ctx))}/{BUNDLE_PREFIX}/*",
         "execution_role": ctx.output(StepIds.EXECUTION_ROLE, "arn")
         or ctx.arn("iam", f"role/{names.execution_role}", regional=False),
     }
@@ -282,6 +284,7 @@ class PolicyStep(AwsStep):
             pass_role_arns=arns["pass_roles"],
             log_group_arn=arns["log_group"],
             repository_arn=arns["repository"],
+            bundle_objects_arn=arns["bundles"],
             family_prefix=family_prefix(ctx.config.pool_name),
         )
 

@@ -66,12 +66,14 @@ def control_plane_policy(
     pass_role_arns: list[str],
     log_group_arn: str,
     repository_arn: str,
+    bundle_objects_arn: str,
     family_prefix: str,
 ) -> dict[str, Any]:
     """What the push-pools server needs to run, watch and stop flow runs on our cluster.
 
     `family_prefix` begins every task-definition family the executor registers for this pool
-    (push_pools.executors.ecs.job.family_prefix).
+    (push_pools.executors.ecs.job.family_prefix). `bundle_objects_arn` is the bucket's
+    bundle prefix, `arn:aws:s3:::<bucket>/<prefix>/*` (push_pools/bundle_storage.py).
     """
     ecs = f"arn:{partition}:ecs:{region}:{account_id}"
     on_our_cluster = {"ArnEquals": {"ecs:cluster": cluster_arn}}
@@ -174,6 +176,14 @@ def control_plane_policy(
                     "ecr:UploadLayerPart",
                 ],
                 "Resource": [repository_arn],
+            },
+            {
+                "Sid": "PoolCodeBundles",
+                # What push_pools/bundle_storage.py calls: put, get and delete of one object by
+                # key; it never lists, so no s3:ListBucket and nothing on the bucket itself.
+                "Effect": "Allow",
+                "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+                "Resource": [bundle_objects_arn],
             },
         ],
     }

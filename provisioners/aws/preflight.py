@@ -65,6 +65,17 @@ _ALWAYS = (
     "logs:ListTagsForResource",
     "logs:PutRetentionPolicy",
     "logs:TagResource",
+    # The code-bundle bucket (HeadBucket is authorized as s3:ListBucket).
+    "s3:CreateBucket",
+    "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketTagging",
+    "s3:GetEncryptionConfiguration",
+    "s3:ListBucket",
+    "s3:PutBucketOwnershipControls",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketTagging",
+    "s3:PutEncryptionConfiguration",
 )
 # Only without a default VPC.
 _NEW_VPC = (

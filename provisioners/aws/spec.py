@@ -14,7 +14,10 @@ PROVISIONER = ProvisionerSpec(
     pool_types=("ecs:push",),
     credentials_block_type="aws-credentials",
     provisioner="provisioners.aws.adapter:AwsProvisioner",
-    creates="IAM user and roles, cluster, log group, registry, network, credentials block",
+    creates=(
+        "IAM user and roles, cluster, log group, registry, code-bundle bucket, network, "
+        "credentials block"
+    ),
     options=(
         ProvisionOption(
             "region",
@@ -36,7 +39,8 @@ PROVISIONER = ProvisionerSpec(
         ProvisionOption(
             "resource_name",
             "Override a created resource's name, KEY=NAME (repeatable); KEY is user, policy, "
-            "execution_role, task_role, cluster, log_group, repository, security_group or vpc. "
+            "execution_role, task_role, cluster, log_group, repository, bucket, security_group "
+            "or vpc. "
             "Naming an existing resource we did not create adopts it.",
             multiple=True,
             metavar="KEY=NAME",

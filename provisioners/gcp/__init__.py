@@ -6,6 +6,9 @@ A Plan (provisioners/plan.py) of idempotent steps, one module per resource famil
     project.py   the project and region the pool lives in (pins them; teardown's final sweep)
     services.py  run, artifactregistry and iam APIs enabled (Service Usage); never disabled
     artifacts.py an Artifact Registry docker repository in the region
+    storage.py   a Cloud Storage bucket for the pool's code bundles (uniform access, public
+                 access prevented), and roles/storage.objectAdmin on it only for the
+                 control-plane account
     accounts.py  the runtime service account the jobs run as, and the control-plane account
                  the server calls Cloud Run as
     bindings.py  roles/run.developer on the project and roles/iam.serviceAccountUser on the
@@ -19,9 +22,9 @@ PUSH_POOLS_GCP_ENDPOINT points them at an emulator), `errors.py` (google.api_cor
 push-pools errors) and `base.py` (the shared step shape) hold the rest; `adapter.py` is the
 provisioner the CLI drives (provisioners/registry.py), `spec.py` what the CLI reads first.
 
-What push-pools makes is marked (labels on the repository, a description on the service
-accounts) and recorded, so teardown deletes exactly that, last first; what someone else made
-under the same names is adopted, used as is and never deleted.
+What push-pools makes is marked (labels on the repository and the bucket, a description on
+the service accounts) and recorded, so teardown deletes exactly that, last first; what someone
+else made under the same names is adopted, used as is and never deleted.
 
 Importing this package imports nothing else: the CLI reads `spec.py` on every start.
 """

@@ -26,6 +26,8 @@ class StepIds:
     CONTROL_ACCOUNT = "gcp-control-account"
     ACT_AS = "gcp-runtime-account-user"
     PROJECT_ROLE = "gcp-project-run-developer"
+    BUCKET = "gcp-bundle-bucket"
+    BUCKET_ROLE = "gcp-bundle-bucket-object-admin"
     KEY = "gcp-control-account-key"
 
 

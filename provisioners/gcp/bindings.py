@@ -32,11 +32,16 @@ ATTEMPTS = 6  # writes tried before a run of etag conflicts fails the step
 
 
 def read_modify_write(
-    read: Callable[[], Any], write: Callable[[Any], Any], change: Callable[[Any], bool]
+    read: Callable[[], Any],
+    write: Callable[[Any], Any],
+    change: Callable[[Any], bool],
+    *,
+    stale: tuple[str, ...] = ("ABORTED",),
 ) -> None:
     """`change(policy)` edits a policy in place and says whether it changed anything; the
-    policy is written back with the etag it was read with, again on an etag conflict."""
-    from google.api_core.exceptions import Conflict
+    policy is written back with the etag it was read with, again on an etag conflict (an
+    error whose canonical code is in `stale`: Cloud Storage says FAILED_PRECONDITION)."""
+    from google.api_core.exceptions import Conflict, PreconditionFailed
 
     for attempt in range(ATTEMPTS):
         policy = read()
@@ -45,8 +50,8 @@ def read_modify_write(
         try:
             write(policy)
             return
-        except Conflict as exc:
-            if canonical_code(exc) != "ABORTED" or attempt == ATTEMPTS - 1:
+        except (Conflict, PreconditionFailed) as exc:
+            if canonical_code(exc) not in stale or attempt == ATTEMPTS - 1:
                 raise
             # Someone else wrote in between: back off a little and read again; the jitter
             # (not a secret, hence B311) keeps two writers from colliding in step.

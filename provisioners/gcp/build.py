@@ -14,6 +14,7 @@ from provisioners.gcp.config import CLOUD, GcpProvisionConfig
 from provisioners.gcp.keys import KeyStep
 from provisioners.gcp.project import ProjectStep
 from provisioners.gcp.services import ServicesStep
+from provisioners.gcp.storage import BUNDLE_PREFIX, BucketRoleStep, BucketStep
 from provisioners.plan import Plan, ProvisioningError, Recorder, ResourceRecord
 from push_pools.errors import InvalidInput
 
@@ -35,6 +36,7 @@ def gcp_steps(config: GcpProvisionConfig) -> tuple[list[GcpStep], list[GcpStep]]
         ProjectStep(lambda: [*steps[1:], *retired]),
         ServicesStep(),
         RepositoryStep(names.repository),
+        BucketStep(),
         ServiceAccountStep(StepIds.RUNTIME_ACCOUNT, names.runtime_account, "runs Cloud Run jobs"),
         ServiceAccountStep(
             StepIds.CONTROL_ACCOUNT, names.control_account, "starts Cloud Run jobs (server)"
@@ -43,6 +45,7 @@ def gcp_steps(config: GcpProvisionConfig) -> tuple[list[GcpStep], list[GcpStep]]
             StepIds.ACT_AS, ACCOUNT_USER, names.control_account, on_account=names.runtime_account
         ),
         RoleBindingStep(StepIds.PROJECT_ROLE, RUN_DEVELOPER, names.control_account),
+        BucketRoleStep(names.control_account),
         # Last: the only step with an effect outside Google Cloud (the credentials block).
         *([key] if config.key else []),
     ]
@@ -74,7 +77,7 @@ def template_defaults(
     """Job-variable defaults for the `cloud-run:push` pool's base job template, from
     `apply()`'s records (names as in Prefect's cloud-run-v2 template, plus `project` and the
     repository to push images to)."""
-    needed = [StepIds.REPOSITORY, StepIds.RUNTIME_ACCOUNT]
+    needed = [StepIds.REPOSITORY, StepIds.BUCKET, StepIds.RUNTIME_ACCOUNT]
     absent = [step for step in needed if step not in outputs]
     if absent:
         raise ProvisioningError(
@@ -89,6 +92,8 @@ def template_defaults(
         "project": config.project,
         "service_account_name": outputs[StepIds.RUNTIME_ACCOUNT].data["email"],
         "image_repository": repository["url"],
+        # The server keeps this pool's code bundles there (push_pools/bundle_storage.py).
+        "bundle_storage": f"gs://{outputs[StepIds.BUCKET].data['name']}/{BUNDLE_PREFIX}",
     }
     if config.key:
         defaults["credentials"] = config.credentials_block_name

@@ -1,7 +1,7 @@
 """Credentials, the Google clients, and the context object every GCP step receives.
 
-Resource Manager, Service Usage and Artifact Registry speak REST; IAM admin has no REST
-transport in its Python client, so it speaks gRPC. `PUSH_POOLS_GCP_ENDPOINT`
+Resource Manager, Service Usage and Artifact Registry speak REST, Cloud Storage its JSON API;
+IAM admin has no REST transport in its Python client, so it speaks gRPC. `PUSH_POOLS_GCP_ENDPOINT`
 (push_pools.settings.gcp_endpoint) points all of them at one emulator: the REST clients by
 `api_endpoint`, IAM by a channel to the same host and port (local TCP credentials, which carry
 the bearer token as a real channel to Google would).
@@ -98,6 +98,17 @@ class GcpClients:
         from google.cloud import artifactregistry_v1
 
         return self._rest("artifacts", artifactregistry_v1.ArtifactRegistryClient)
+
+    def storage(self, project: str) -> Any:
+        """The Cloud Storage client (JSON API; google-cloud-core's own auth path)."""
+        if "storage" not in self._made:
+            from google.cloud import storage  # type: ignore[attr-defined]  # no type hints
+
+            options = {"api_endpoint": self.endpoint} if self.endpoint else None
+            self._made["storage"] = storage.Client(
+                project=project, credentials=self.credentials, client_options=options
+            )
+        return self._made["storage"]
 
     @property
     def iam(self) -> Any:

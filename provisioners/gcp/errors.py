@@ -53,6 +53,8 @@ _BY_HTTP_STATUS = {
     403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
     409: "ABORTED",
+    # Cloud Storage's JSON API answers a stale etag or failed precondition with 412.
+    412: "FAILED_PRECONDITION",
     429: "RESOURCE_EXHAUSTED",
     499: "CANCELLED",
     500: "INTERNAL",

@@ -14,8 +14,8 @@ PROVISIONER = ProvisionerSpec(
     pool_types=("cloud-run:push",),
     credentials_block_type="gcp-credentials",
     provisioner="provisioners.gcp.adapter:GcpProvisioner",
-    creates="APIs enabled, Artifact Registry repository, runtime and control-plane service "
-    "accounts with their roles, a key in a gcp-credentials block",
+    creates="APIs enabled, Artifact Registry repository, code-bundle bucket, runtime and "
+    "control-plane service accounts with their roles, a key in a gcp-credentials block",
     options=(
         ProvisionOption(
             "project",

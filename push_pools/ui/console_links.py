@@ -80,6 +80,9 @@ def _aws(arn: str) -> str | None:
         return f"https://console.aws.amazon.com/iam/home#/{kind}s/details/{_q(name)}"
     if service == "iam" and kind == "policy":
         return f"https://console.aws.amazon.com/iam/home#/policies/details/{_q(arn)}"
+    if service == "s3" and not region and not account and "/" not in resource:
+        # A bucket's ARN names neither region nor account; the console finds it by name.
+        return f"https://s3.console.aws.amazon.com/s3/buckets/{_q(resource)}"
     if not region:
         return None
     home = f"https://{_q(region)}.console.aws.amazon.com"
@@ -108,6 +111,8 @@ def _gcp(name: str) -> str | None:
         return f"{_GCP}/home/dashboard?project={project}"
     if parts[2] == "services":
         return f"{_GCP}/apis/dashboard?project={project}"
+    if len(parts) == 4 and parts[1] == "_" and parts[2] == "buckets":
+        return f"{_GCP}/storage/browser/{_q(parts[3])}"
     if parts[2] == "serviceAccounts":
         return f"{_GCP}/iam-admin/serviceaccounts?project={project}"
     if len(parts) == 6 and parts[2] == "locations" and parts[4] == "repositories":

@@ -1,4 +1,6 @@
-"""Buckets and objects with the generation numbers and checksums clients verify.
+"""Buckets and objects with the generation numbers and checksums clients verify, and each
+bucket's IAM policy and iamConfiguration (uniform bucket-level access, public access
+prevention).
 
 An object keeps only its live generation. md5Hash and crc32c are computed as Google does
 (base64 of the MD5 digest, base64 of the big-endian CRC32C); an upload whose metadata carries a
@@ -19,6 +21,7 @@ from typing import Any
 import google_crc32c  # type: ignore[import-untyped]
 
 from tests.emulators.gcp.errors import ApiError
+from tests.emulators.gcp.policy import Binding, Policy
 
 __all__ = ["Bucket", "StorageBackend", "StoredObject", "UploadSession"]
 
@@ -55,6 +58,41 @@ class Bucket:
     labels: dict[str, str] = field(default_factory=dict)
     objects: dict[str, StoredObject] = field(default_factory=dict)
     metageneration: int = 1
+    uniform_access: bool = False
+    public_access_prevention: str = "inherited"
+    policy: Policy = field(default_factory=Policy)
+
+    def iam_configuration(self) -> dict[str, Any]:
+        uniform = {"enabled": self.uniform_access}
+        return {
+            "uniformBucketLevelAccess": uniform,
+            "bucketPolicyOnly": dict(uniform),  # the field's older name, still answered
+            "publicAccessPrevention": self.public_access_prevention,
+        }
+
+    def configure(self, body: dict[str, Any]) -> None:
+        """The parts of an insert or patch body the emulator keeps besides the name."""
+        if "labels" in body:
+            # A patch merges labels; a null value removes one (Google's patch semantics).
+            for key, value in (body.get("labels") or {}).items():
+                if value is None:
+                    self.labels.pop(key, None)
+                else:
+                    self.labels[str(key)] = str(value)
+        config = body.get("iamConfiguration")
+        if isinstance(config, dict):
+            uniform = config.get("uniformBucketLevelAccess") or config.get("bucketPolicyOnly")
+            if isinstance(uniform, dict) and "enabled" in uniform:
+                self.uniform_access = bool(uniform["enabled"])
+            prevention = config.get("publicAccessPrevention")
+            if prevention is not None:
+                if prevention not in ("inherited", "enforced", "unspecified"):
+                    raise ApiError(
+                        "INVALID_ARGUMENT", f"Invalid publicAccessPrevention: {prevention}"
+                    )
+                self.public_access_prevention = (
+                    "inherited" if prevention == "unspecified" else prevention
+                )
 
 
 @dataclass
@@ -97,9 +135,22 @@ class StorageBackend:
             str(body.get("location", "US")).upper(),
             str(body.get("storageClass", "STANDARD")),
             self.clock(),
-            dict(body.get("labels") or {}),
         )
+        bucket.configure(body)
+        # A new bucket's policy: the project's owners, editors and viewers by legacy roles.
+        bucket.policy.bindings = [
+            Binding(
+                "roles/storage.legacyBucketOwner",
+                [f"projectOwner:{project_id}", f"projectEditor:{project_id}"],
+            ),
+            Binding("roles/storage.legacyBucketReader", [f"projectViewer:{project_id}"]),
+        ]
         self.buckets[name] = bucket
+        return bucket
+
+    def patch_bucket(self, bucket: Bucket, body: dict[str, Any]) -> Bucket:
+        bucket.configure(body)
+        bucket.metageneration += 1
         return bucket
 
     def get_bucket(self, name: str) -> Bucket:

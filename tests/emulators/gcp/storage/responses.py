@@ -1,5 +1,9 @@
 """Cloud Storage JSON API on the wire: metadata as JSON, media as bytes.
 
+Bucket IAM policies (`GET`/`PUT .../b/BUCKET/iam`) are read-modify-write with an etag, like
+the project's; a bucket's policy grants on that bucket only (`_bucket` checks it with the
+project's).
+
 Uploads: `uploadType=media` (raw body), `multipart` (multipart/related: JSON metadata, then
 the data) and `resumable` (a session URL in `Location`, then PUTs with Content-Range answered
 308 until the last byte). Downloads (`alt=media`) send `X-Goog-Hash` (crc32c and md5) so the
@@ -8,11 +12,14 @@ client's checksum validation runs; a `Range` header gets a 206.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from typing import Any
 
 from tests.emulators.gcp.errors import ApiError
+from tests.emulators.gcp.policy import Policy, validated_bindings
 from tests.emulators.gcp.rest import Request, Response
 from tests.emulators.gcp.state import GcpState
 from tests.emulators.gcp.storage.models import Bucket, StoredObject
@@ -67,6 +74,38 @@ class StorageResponses:
 
     def get_bucket(self, request: Request) -> dict[str, Any]:
         return self._bucket_json(self._bucket(request, "storage.buckets.get"))
+
+    def patch_bucket(self, request: Request) -> dict[str, Any]:
+        bucket = self._bucket(request, "storage.buckets.update")
+        return self._bucket_json(self.backend.patch_bucket(bucket, request.json()))
+
+    def get_bucket_iam_policy(self, request: Request) -> dict[str, Any]:
+        bucket = self._bucket(request, "storage.buckets.getIamPolicy")
+        return self._policy_json(bucket)
+
+    def set_bucket_iam_policy(self, request: Request) -> dict[str, Any]:
+        bucket = self._bucket(request, "storage.buckets.setIamPolicy")
+        body = request.json()
+        etag_text = str(body.get("etag", ""))
+        try:
+            etag = base64.b64decode(etag_text, validate=True) if etag_text else None
+        except (ValueError, binascii.Error) as exc:
+            raise ApiError("INVALID_ARGUMENT", "Invalid etag.") from exc
+        bindings = validated_bindings(
+            Policy.bindings_from_json(body.get("bindings", [])), self.state.iam.validate_member
+        )
+        try:
+            bucket.policy.replace(bindings, etag, int(body.get("version", 1) or 1))
+        except ApiError as exc:
+            if exc.code != "ABORTED":
+                raise
+            # Cloud Storage says a stale etag with 412, where Resource Manager says 409.
+            raise ApiError(
+                "FAILED_PRECONDITION",
+                "At least one of the pre-conditions you specified did not hold.",
+                http_status=412,
+            ) from None
+        return self._policy_json(bucket)
 
     def delete_bucket(self, request: Request) -> Response:
         self.backend.delete_bucket(self._bucket(request, "storage.buckets.delete"))
@@ -171,7 +210,9 @@ class StorageResponses:
 
     def _bucket(self, request: Request, permission: str) -> Bucket:
         bucket = self.backend.get_bucket(request.params["bucket"])
-        if not self.state.access.allowed(request.principal, permission, bucket.project_id):
+        if not self.state.access.allowed(
+            request.principal, permission, bucket.project_id, bucket.policy
+        ):
             what = "bucket" if permission.startswith("storage.buckets") else "object"
             raise ApiError(
                 "PERMISSION_DENIED",
@@ -201,6 +242,15 @@ class StorageResponses:
             "storageClass": bucket.storage_class,
             "etag": "CAE=",
             "labels": dict(bucket.labels),
+            "iamConfiguration": bucket.iam_configuration(),
+        }
+
+    @staticmethod
+    def _policy_json(bucket: Bucket) -> dict[str, Any]:
+        return {
+            "kind": "storage#policy",
+            "resourceId": f"projects/_/buckets/{bucket.name}",
+            **bucket.policy.to_json(),
         }
 
     def _object_json(self, stored: StoredObject) -> dict[str, Any]:
