@@ -4,6 +4,7 @@ the embedded server plays us."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ def test_dry_run_shows_the_plan_and_changes_nothing(server, cli, emulator) -> No
 
 
 def test_provision_create_pool_again_then_deprovision(
-    server, cli, client, emulator, readable_dir: Path
+    server, cli, client, emulator, readable_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     result = create(cli, "--yes")
     assert result.exit_code == 0, result.stderr
@@ -117,17 +118,21 @@ def test_provision_create_pool_again_then_deprovision(
     assert block["data"]["project"] == PROJECT
     assert ours_left(emulator)
 
-    # A bundle deploy lands in the bucket the provisioner made (the server writes it with its
-    # own credentials: here the project owner's key).
+    # A bundle deploy lands in the bucket the provisioner made. The server writes and reads it
+    # as the pool's control-plane account (its credentials block, which the provisioning
+    # granted objectAdmin on that bucket): it has no Google credentials of its own here.
     bucket = defaults(pool)["bundle_storage"].removeprefix("gs://").removesuffix("/bundles")
     assert defaults(pool)["bundle_storage"] == f"gs://{bucket}/bundles"
     project = where_project(readable_dir, "in the provisioned bucket")
+    owner_key = os.environ["GOOGLE_APPLICATION_CREDENTIALS"]
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
     deployment = load_flow("flows.py:where", project).deploy(
         "bucketed", "cr-pool", source_dir=project, client=client, quiet=True
     )
     ((_, options),) = deployment.pull_steps[0].items()
     stored = emulator.buckets[bucket].objects[f"bundles/{options['sha256']}.tar.gz"]
     assert stored.data == client.download_bundle(options["sha256"])
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", owner_key)
 
     # Again, for the existing pool, from its records (no --region): nothing changes.
     emulator.calls.clear()

@@ -143,9 +143,11 @@ def test_the_readme_ecs_section_runs_against_moto(
         # The policy provisioning attaches to the task execution role, which moto lacks.
         assert moto._server is not None
         moto._server.add_aws_managed_policies("AmazonECSTaskExecutionRolePolicy")
-        # The server keeps the provisioned pool's bundles in its S3 bucket with its own AWS
-        # credentials, which on a workstation are the same as the CLI's: here, moto's.
-        server_env = {**env, "AWS_ENDPOINT_URL": moto.endpoint}
+        # No AWS credentials of the server's own: it calls ECS and writes the code bundles to
+        # the pool's bucket as the IAM user provisioning made (the pool's credentials block).
+        server_env = {
+            k: v for k, v in env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        }
         server = subprocess.Popen(
             [str(PUSH_POOLS), "server", "start"],
             env=server_env,

@@ -55,25 +55,32 @@ def put_bundle(
             f"the uploaded bytes have sha256 {actual}, not {sha256}: the upload was changed or "
             "cut short; send it again"
         )
-    location = _pool_bucket(store, work_pool_name)
+    target = _pool_bucket(store, work_pool_name)
     url = None
-    if location is not None:
+    if target is not None:
+        location, access = target
         with store.read_session() as read:
             known = bundle_store.exists(read, sha256) is not None
         # Written before the row, outside any write transaction: a bucket that refuses it
         # leaves nothing behind, and a slow upload holds no lock.
-        url = None if known else bundle_storage.write(location, sha256, data)
+        url = None if known else bundle_storage.write(location, sha256, data, access)
     if not bundle_store.save(session, sha256, data, location=url):
         response.status_code = 200
     return {"sha256": sha256, "size": len(data), **({"location": url} if url else {})}
 
 
-def _pool_bucket(store: Store, pool_name: str | None) -> bundle_storage.BucketLocation | None:
+def _pool_bucket(
+    store: Store, pool_name: str | None
+) -> tuple[bundle_storage.BucketLocation, bundle_storage.BucketAccess] | None:
+    """The pool's bucket and the pool's own access to it, or None (the store keeps it)."""
     if not pool_name:
         return None
     with store.read_session() as read:
-        template = pool_store.get_pool(read, pool_name).base_job_template
-    return bundle_storage.pool_location(template)
+        pool = pool_store.get_pool(read, pool_name)
+        location = bundle_storage.pool_location(pool.base_job_template)
+        if location is None:
+            return None
+        return location, bundle_storage.access_for_pool(read, pool)
 
 
 @router.head("/bundles/{sha256}")
@@ -93,7 +100,7 @@ def get_bundle(sha256: str, session: SessionDep) -> Response:
     if data is None:
         raise NotFound(f"no code bundle {sha256} on this server; deploy the project again")
     if isinstance(data, str):
-        data = bundle_storage.read(data)
+        data = bundle_storage.read(data, bundle_storage.access_for_url(session, data))
     return Response(content=data, media_type=BUNDLE_MEDIA_TYPE)
 
 

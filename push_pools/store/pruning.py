@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, and_, delete, exists, select
 from sqlalchemy.orm import Session
@@ -18,6 +19,9 @@ from push_pools import pool_types
 from push_pools.states import FINAL, StateType
 from push_pools.store.bundles import bundle_of_steps
 from push_pools.store.db import Store
+
+if TYPE_CHECKING:
+    from push_pools.bundle_storage import BucketAccess
 from push_pools.store.tables import (
     CodeBundle,
     Deployment,
@@ -166,6 +170,7 @@ def drop_bundles(store: Store, now: datetime) -> int:
             )
             if location
         ]
+        accesses = _bucket_accesses(session, locations)
         session.execute(
             delete(CodeBundle)
             .where(CodeBundle.sha256.in_(unused))
@@ -173,15 +178,29 @@ def drop_bundles(store: Store, now: datetime) -> int:
         )
     # After the rows: a bucket object whose row is gone is only wasted space, a row whose
     # object is gone would be a bundle that cannot be read.
-    _delete_bucket_objects(locations)
+    _delete_bucket_objects(locations, accesses)
     return len(unused)
 
 
-def _delete_bucket_objects(locations: list[str]) -> None:
+def _bucket_accesses(session: Session, locations: list[str]) -> list[BucketAccess]:
+    """Each object's access (its pool's credentials), read while the session is open."""
     from push_pools import bundle_storage
 
+    accesses = []
     for location in locations:
         try:
-            bundle_storage.delete(location)
+            accesses.append(bundle_storage.access_for_url(session, location))
+        except Exception as exc:  # a pool whose block is unusable: try the default chain
+            log.warning("code bundle %s: %s; deleting it as the server", location, exc)
+            accesses.append(bundle_storage.BucketAccess())
+    return accesses
+
+
+def _delete_bucket_objects(locations: list[str], accesses: list[BucketAccess]) -> None:
+    from push_pools import bundle_storage
+
+    for location, access in zip(locations, accesses, strict=True):
+        try:
+            bundle_storage.delete(location, access)
         except Exception as exc:  # one bucket's trouble must not stop the pass
             log.warning("could not delete the pruned code bundle %s: %s", location, exc)
