@@ -376,6 +376,10 @@ def measure(system: Any, runs: int, workload_timeout: float, health_timeout: flo
         log(f"{system.label}: CLI burst {burst.summary()}")
         if burst.error:
             figures.errors.append(f"CLI burst: {burst.error}")
+        for key, argv in cold_commands(system):
+            log(f"{system.label}: {key} x5")
+            samples = cold_times(argv, system.env, system.home)
+            figures.extra[key] = sorted(samples)[len(samples) // 2]
     except BenchError as exc:
         figures.errors.append(str(exc))
         log(f"{system.label}: FAILED: {exc}")
@@ -390,6 +394,20 @@ def measure(system: Any, runs: int, workload_timeout: float, health_timeout: flo
         # Errors a server swallows (e.g. SQLite "database is locked") still say something.
         figures.extra["log_tracebacks"] = stack.log_tracebacks()
     return figures
+
+
+# Commands that talk to the server, each a fresh process against the loaded server (the runs of
+# the workload and the burst are there): (figure key, argv words after the CLI).
+COLD_COMMANDS = (
+    ("work_pool_ls_s", ["work-pool", "ls"]),
+    ("flow_run_ls_s", ["flow-run", "ls"]),
+)
+
+
+def cold_commands(system: Any) -> list[tuple[str, list[str]]]:
+    commands = [(key, [system.cli, *words]) for key, words in COLD_COMMANDS]
+    # Each side's own `deployment run` (it creates a run; the worker completes it).
+    return [*commands, ("deployment_run_s", system.run_argv())]
 
 
 def ratio(ours: float | None, theirs: float | None, better: str, worse: str) -> str:
@@ -455,6 +473,22 @@ def main() -> int:
             theirs.help_median if theirs else None,
             "faster",
             "slower",
+        ),
+        *(
+            (
+                key,
+                f"`{label}`, cold process (median of 5)",
+                "s",
+                ours.extra.get(key),
+                theirs.extra.get(key) if theirs else None,
+                "faster",
+                "slower",
+            )
+            for key, label in (
+                ("work_pool_ls_s", "work-pool ls"),
+                ("flow_run_ls_s", "flow-run ls"),
+                ("deployment_run_s", "deployment run"),
+            )
         ),
         (
             "server_start_s",
