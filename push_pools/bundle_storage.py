@@ -29,6 +29,7 @@ __all__ = [
     "access_for_pool",
     "access_for_url",
     "delete",
+    "exists",
     "parse",
     "pool_location",
     "read",
@@ -38,6 +39,9 @@ __all__ = [
 
 VARIABLE = "bundle_storage"
 SCHEMES = ("s3", "gs")
+# Seconds per bucket call: a deploy waits on them, and pruning runs in the scheduler's loop,
+# so an unreachable endpoint must fail soon instead of after botocore's minutes of retries.
+TIMEOUT = 30
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,8 @@ def access_for_url(session: Session, url: str) -> BucketAccess:
     from push_pools.store.tables import WorkPool
 
     wanted = parse(url)
-    for pool in session.scalars(select(WorkPool).order_by(WorkPool.created)):
+    live = select(WorkPool).where(WorkPool.deleted.is_(False)).order_by(WorkPool.created)
+    for pool in session.scalars(live):
         try:
             location = pool_location(pool.base_job_template)
         except InvalidInput:
@@ -171,7 +176,7 @@ def write(location: BucketLocation, sha256: str, data: bytes, access: BucketAcce
             _s3(access).put_object(Bucket=location.bucket, Key=location.key(sha256), Body=data)
         else:
             blob = _gcs(access).bucket(location.bucket).blob(location.key(sha256))
-            blob.upload_from_string(data, content_type="application/gzip")
+            blob.upload_from_string(data, content_type="application/gzip", timeout=TIMEOUT)
     except Exception as exc:  # each SDK raises its own kinds; all mean "not written"
         who = "the pool's credentials block" if access.credentials else "the server's credentials"
         raise InvalidInput(
@@ -182,6 +187,19 @@ def write(location: BucketLocation, sha256: str, data: bytes, access: BucketAcce
     return location.url(sha256)
 
 
+def exists(url: str, access: BucketAccess) -> bool:
+    """Whether the object is there and readable as `access`; False on any doubt, so the
+    caller uploads it again (a write that cannot happen then says why)."""
+    location, key = _split(url)
+    try:
+        if location.scheme == "s3":
+            _s3(access).head_object(Bucket=location.bucket, Key=key)
+            return True
+        return bool(_gcs(access).bucket(location.bucket).blob(key).exists(timeout=TIMEOUT))
+    except Exception:  # each SDK raises its own kinds; all mean "not usable"
+        return False
+
+
 def read(url: str, access: BucketAccess) -> bytes:
     """A stored bundle's bytes; PushPoolsError when the bucket does not give them."""
     location, key = _split(url)
@@ -189,10 +207,12 @@ def read(url: str, access: BucketAccess) -> bytes:
         if location.scheme == "s3":
             body = _s3(access).get_object(Bucket=location.bucket, Key=key)["Body"]
             return bytes(body.read())
-        return bytes(_gcs(access).bucket(location.bucket).blob(key).download_as_bytes())
+        blob = _gcs(access).bucket(location.bucket).blob(key)
+        return bytes(blob.download_as_bytes(timeout=TIMEOUT))
     except Exception as exc:
         raise PushPoolsError(
-            f"the server cannot read the code bundle {url}: {_reason(exc)}"
+            f"the server cannot read the code bundle {url}: {_reason(exc)}; deploy the "
+            "project again to upload it where its pool reads it"
         ) from None
 
 
@@ -205,7 +225,7 @@ def delete(url: str, access: BucketAccess) -> None:
     from google.api_core import exceptions
 
     try:
-        _gcs(access).bucket(location.bucket).blob(key).delete()
+        _gcs(access).bucket(location.bucket).blob(key).delete(timeout=TIMEOUT)
     except exceptions.NotFound:
         pass
 
@@ -237,8 +257,11 @@ def _s3(access: BucketAccess) -> Any:
         profile_name=_text(block.get("profile_name")),
         region_name=access.region,
     )
+    from botocore.config import Config
+
+    config = Config(connect_timeout=5, read_timeout=TIMEOUT, retries={"total_max_attempts": 2})
     # No endpoint_url: boto3 reads AWS_ENDPOINT_URL itself.
-    return session.client("s3", endpoint_url=access.endpoint_url)
+    return session.client("s3", endpoint_url=access.endpoint_url, config=config)
 
 
 def _gcs(access: BucketAccess) -> Any:

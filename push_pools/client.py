@@ -369,9 +369,15 @@ class Client:
 
     # --- code bundles ---------------------------------------------------------------------------
 
-    def has_bundle(self, sha256: str) -> bool:
+    def has_bundle(self, sha256: str, work_pool_name: str | None = None) -> bool:
+        """Whether the server has the bundle where `work_pool_name`'s runs will read it (its
+        bucket, when it names one; else the store), so a deploy need not upload it."""
         try:
-            self.send("HEAD", f"/bundles/{_seg(sha256)}")
+            self.send(
+                "HEAD",
+                f"/bundles/{_seg(sha256)}",
+                params={"work_pool_name": work_pool_name} if work_pool_name else None,
+            )
         except NotFound:
             return False
         return True

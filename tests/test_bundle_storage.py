@@ -110,6 +110,35 @@ def test_an_s3_bucket_holds_the_pools_bundles_and_runs_read_them_through_the_ser
     with pytest.raises(PushPoolsError) as gone:
         client.download_bundle(sha)
     assert f"s3://flow-code/bundles/{sha}.tar.gz" in gone.value.message
+    assert "deploy the project again" in gone.value.message
+    # ... and a redeploy of the same code repairs it: the server checks the object, not only
+    # its row, so the bundle is uploaded again instead of "unchanged".
+    assert not client.has_bundle(sha, pool)
+    again = _deploy(client, pool, project)
+    assert _sha(again) == sha
+    assert client.download_bundle(sha) == stored
+    assert client.has_bundle(sha, pool)
+
+
+def test_a_bundle_moves_to_where_the_pool_deployed_to_reads_it(
+    client: Client, s3: Any, readable_dir: Path
+) -> None:
+    """The same code deployed to a pool with a bucket, then to one without: the row follows
+    the latest upload, so deleting the first pool's bucket breaks neither deployment."""
+    s3.create_bucket(Bucket="first-code")
+    bucketed = _managed_pool(client, "first", "s3://first-code/b")
+    client.create_work_pool({"name": "plain", "type": "managed"})
+    project = where_project(readable_dir, "moved")
+    sha = _sha(_deploy(client, bucketed, project, name="one"))
+    assert client.has_bundle(sha, bucketed) and not client.has_bundle(sha, "plain")
+    second = _deploy(client, "plain", project, name="two")
+    assert _sha(second) == sha and client.has_bundle(sha, "plain")
+    s3.delete_object(Bucket="first-code", Key=f"b/{sha}.tar.gz")
+    s3.delete_bucket(Bucket="first-code")
+    run = client.create_run(second.id, {})
+    final = wait_for_state(client, run["id"], timeout=60)
+    assert final["state"] == "COMPLETED", final["state_message"]
+    assert final["result"]["marker"] == "moved"
 
 
 def test_a_gcs_bucket_holds_the_pools_bundles(client: Client, gcs: Any, readable_dir: Path) -> None:

@@ -37,7 +37,6 @@ def _check_name(sha256: str) -> None:
 @router.put("/bundles/{sha256}", status_code=201)
 def put_bundle(
     sha256: str,
-    session: SessionDep,
     store: StoreDep,
     response: Response,
     data: Annotated[bytes, Body(media_type="application/octet-stream")],
@@ -46,8 +45,8 @@ def put_bundle(
     """Store a bundle under the sha256 of its bytes. Idempotent: 200 when it is there already.
 
     With `work_pool_name`, a pool whose `bundle_storage` names a bucket gets it stored there
-    (nothing is stored when the server cannot write it). The request body limit
-    (PUSH_POOLS_MAX_REQUEST_BYTES) is the bundle size limit."""
+    (nothing is stored when the server cannot write it), else the store keeps it. The request
+    body limit (PUSH_POOLS_MAX_REQUEST_BYTES) is the bundle size limit."""
     _check_name(sha256)
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
@@ -59,12 +58,16 @@ def put_bundle(
     url = None
     if target is not None:
         location, access = target
-        with store.read_session() as read:
-            known = bundle_store.exists(read, sha256) is not None
-        # Written before the row, outside any write transaction: a bucket that refuses it
-        # leaves nothing behind, and a slow upload holds no lock.
-        url = None if known else bundle_storage.write(location, sha256, data, access)
-    if not bundle_store.save(session, sha256, data, location=url):
+        if not _in_place(store, sha256, target):
+            # Written before the row and with no session open (this handler takes none): a
+            # bucket that refuses it leaves nothing behind, and a slow upload holds no turn
+            # of the store's writers.
+            url = bundle_storage.write(location, sha256, data, access)
+        else:
+            url = location.url(sha256)
+    with store.session() as session:
+        changed = bundle_store.save(session, sha256, data, location=url)
+    if not changed:
         response.status_code = 200
     return {"sha256": sha256, "size": len(data), **({"location": url} if url else {})}
 
@@ -83,14 +86,34 @@ def _pool_bucket(
         return location, bundle_storage.access_for_pool(read, pool)
 
 
+def _in_place(
+    store: Store,
+    sha256: str,
+    target: tuple[bundle_storage.BucketLocation, bundle_storage.BucketAccess] | None,
+) -> bool:
+    """Whether the bundle is where the pool's runs will read it: its bucket's object (which
+    may have been deleted with the bucket since), or the store for a pool without one."""
+    with store.read_session() as read:
+        known, url = bundle_store.location(read, sha256)
+    if not known:
+        return False
+    if target is None:
+        return url is None
+    location, access = target
+    return url == location.url(sha256) and bundle_storage.exists(url, access)
+
+
 @router.head("/bundles/{sha256}")
-def bundle_exists(sha256: str, session: SessionDep) -> Response:
-    """200 when the server has the bundle (so `deploy` need not upload it), else 404."""
+def bundle_exists(sha256: str, store: StoreDep, work_pool_name: str | None = None) -> Response:
+    """200 when the server has the bundle (so `deploy` need not upload it), else 404. With
+    `work_pool_name`: only where that pool's runs will read it (its bucket, or the store)."""
     _check_name(sha256)
-    size = bundle_store.exists(session, sha256)
-    if size is None:
-        return Response(status_code=404)
-    return Response(status_code=200, headers={"X-Bundle-Size": str(size)})
+    if work_pool_name is not None:
+        present = _in_place(store, sha256, _pool_bucket(store, work_pool_name))
+    else:
+        with store.read_session() as read:
+            present = bundle_store.exists(read, sha256) is not None
+    return Response(status_code=200 if present else 404)
 
 
 @router.get("/bundles/{sha256}", response_class=Response)
@@ -100,7 +123,8 @@ def get_bundle(sha256: str, session: SessionDep) -> Response:
     if data is None:
         raise NotFound(f"no code bundle {sha256} on this server; deploy the project again")
     if isinstance(data, str):
-        data = bundle_storage.read(data, bundle_storage.access_for_url(session, data))
+        access = bundle_storage.access_for_url(session, data)
+        data = bundle_storage.read(data, access)
     return Response(content=data, media_type=BUNDLE_MEDIA_TYPE)
 
 

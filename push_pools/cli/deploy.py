@@ -620,12 +620,17 @@ class DeployCommand:
         wanted = Confirm.ask(question, default=local_engine)
         if not wanted:
             return
-        image_name = Prompt.ask(
-            "Image name (repository, e.g. acme/flows; without a registry it goes to the "
-            "pool's registry when --provision-infra made one)",
-            default=deployment_name,
-        ).strip()
-        tag = Prompt.ask("Image tag", default="latest").strip()
+        from push_pools.deploy.images import split_tag
+
+        image_name = ""
+        while not image_name:
+            image_name = Prompt.ask(
+                "Image name (repository, e.g. acme/flows; without a registry it goes to the "
+                "pool's registry when --provision-infra made one)",
+                default=deployment_name,
+            ).strip()
+        image_name, typed_tag = split_tag(image_name)
+        tag = typed_tag or Prompt.ask("Image tag", default="latest").strip() or "latest"
         has_dockerfile = (self.directory / "Dockerfile").is_file()
         dockerfile = Prompt.ask(
             "Dockerfile (a path, or 'auto' to generate one that installs push-pools and "

@@ -149,9 +149,10 @@ class BuildContext:
         return len(self.data)
 
 
-def generated_dockerfile(project: Path, wheel_name: str) -> str:
+def generated_dockerfile(project: Path, wheel_name: str, requirements: bool | None = None) -> str:
     """The Dockerfile of `dockerfile="auto"`: dependencies first, so a code change rebuilds
-    only the last layer."""
+    only the last layer. `requirements`: whether requirements.txt is in the build context
+    (default: whether the project has one)."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     wheel = f"{_EXTRAS_DIR}/{wheel_name}"
     lines = [
@@ -160,7 +161,9 @@ def generated_dockerfile(project: Path, wheel_name: str) -> str:
         f"RUN python -m pip install --no-cache-dir /tmp/push-pools/{wheel_name} "
         "&& rm -rf /tmp/push-pools",
     ]
-    if (project / "requirements.txt").is_file():
+    if requirements is None:
+        requirements = (project / "requirements.txt").is_file()
+    if requirements:
         lines += [
             f"COPY requirements.txt {APP_DIR}/requirements.txt",
             f"RUN python -m pip install --no-cache-dir -r {APP_DIR}/requirements.txt",
@@ -185,10 +188,13 @@ def build_context(project: Path, dockerfile: str = "Dockerfile") -> BuildContext
         wheel = _wheel()
         extras[f"{_EXTRAS_DIR}/{wheel.filename}"] = wheel.data
         path_in_context = f"{_EXTRAS_DIR}/Dockerfile"
-        extras[path_in_context] = generated_dockerfile(root, wheel.filename).encode()
     else:
         path_in_context = _dockerfile_in(root, dockerfile)
     files = sorted(exclude_paths(str(root), _dockerignore(root), dockerfile=path_in_context))
+    if dockerfile == AUTO:
+        # Only a requirements.txt the context holds: one .dockerignore drops cannot be copied.
+        wanted = "requirements.txt" in files and (root / "requirements.txt").is_file()
+        extras[path_in_context] = generated_dockerfile(root, wheel.filename, wanted).encode()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for relative in files:

@@ -130,7 +130,10 @@ def _acr(registry: str) -> dict[str, str]:
             f"{registry} refused the Azure token (HTTP {answer.status_code}): "
             f"{answer.text.strip()[:300]}"
         )
-    refresh = answer.json().get("refresh_token")
+    try:
+        refresh = answer.json().get("refresh_token")
+    except (ValueError, AttributeError):
+        refresh = None  # not the JSON object the exchange answers with
     if not refresh:
         raise ImageError(f"{registry} answered the token exchange without a refresh token")
     return {"username": ACR_TOKEN_USER, "password": str(refresh), "serveraddress": registry}

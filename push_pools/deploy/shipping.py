@@ -59,7 +59,7 @@ def ship(
     bundle = pack(directory)
     _check_entrypoint(directory, entrypoint, bundle)
     uploaded = 0
-    if not client.has_bundle(bundle.sha256):
+    if not client.has_bundle(bundle.sha256, work_pool_name):
         try:
             client.upload_bundle(bundle.sha256, bundle.data, work_pool_name)
         except InvalidInput as exc:

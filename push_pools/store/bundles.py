@@ -20,13 +20,28 @@ def exists(session: Session, sha256: str) -> int | None:
     ).scalar_one_or_none()
 
 
+def location(session: Session, sha256: str) -> tuple[bool, str | None]:
+    """(whether there is a row, the bucket object URL holding its bytes or None: the store)."""
+    row = session.execute(
+        select(CodeBundle.location).where(CodeBundle.sha256 == sha256)
+    ).one_or_none()
+    return (False, None) if row is None else (True, row[0] or None)
+
+
 def save(session: Session, sha256: str, data: bytes, location: str | None = None) -> bool:
     """Store a bundle (whose hash the caller checked), or only its row when `location` says
-    which bucket object holds its bytes; False when it was there already."""
-    if exists(session, sha256) is not None:
-        return False
+    which bucket object holds its bytes; False when it was there already, in that place.
+
+    A bundle lives where its latest upload put it: another place (the store, or another
+    pool's bucket) moves the row there, so a redeploy repairs a bundle whose bucket is gone."""
     stored = b"" if location else data
-    session.add(CodeBundle(sha256=sha256, size=len(data), data=stored, location=location))
+    row = session.get(CodeBundle, sha256)
+    if row is None:
+        session.add(CodeBundle(sha256=sha256, size=len(data), data=stored, location=location))
+    elif (row.location or None) == location:
+        return False
+    else:
+        row.data, row.location = stored, location
     session.flush()
     return True
 
