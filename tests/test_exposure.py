@@ -95,8 +95,13 @@ def test_a_write_from_another_sites_page_is_refused(client: Any) -> None:
     )
     assert response.status_code == 403
     assert client.list_work_pools() == []
-    # Reading, or a write from the server's own pages, is not affected.
+    # A page of another program on this machine (same host, another port) is another site.
     own = client.api_url.rsplit("/api", 1)[0]
+    other_port = own.rsplit(":", 1)[0] + ":8888"
+    refused = httpx.post(client.api_url + "/work_pools", json=body, headers={"Origin": other_port})
+    assert refused.status_code == 403
+    assert client.list_work_pools() == []
+    # Reading, or a write from the server's own pages, is not affected.
     assert httpx.post(client.api_url + "/work_pools", json=body, headers={"Origin": own}).is_success
 
 
@@ -110,6 +115,20 @@ def test_allowed_hosts_are_configurable(
     assert httpx.get(server.api_url + "/work_pools", headers=headers).status_code == 200
     headers = {"Host": "attacker.example"}
     assert httpx.get(server.api_url + "/work_pools", headers=headers).status_code == 400
+
+
+@pytest.mark.store
+def test_any_host_still_refuses_another_sites_writes(
+    server_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUSH_POOLS_ALLOWED_HOSTS", "*")
+    server = server_factory()
+    body = {"name": "csrf", "type": "process"}
+    headers = {"Host": "flows.example.com", "Origin": "http://attacker.example"}
+    response = httpx.post(server.api_url + "/work_pools", json=body, headers=headers)
+    assert response.status_code == 403
+    headers = {"Host": "flows.example.com", "Origin": "http://flows.example.com"}
+    assert httpx.post(server.api_url + "/work_pools", json=body, headers=headers).is_success
 
 
 def test_home_and_its_files_are_private(client: Any, home: Path) -> None:

@@ -185,10 +185,8 @@ def create_app(
 def _check_host(request: Request, hosts: set[str] | None) -> JSONResponse | None:
     """400 for a Host that is not one of this server's names (DNS rebinding); 403 for a
     state-changing request sent by a page of another site (its Origin)."""
-    if hosts is None:
-        return None
     host = host_of(request.headers.get("host", ""))
-    if host not in hosts:
+    if hosts is not None and host not in hosts:
         return JSONResponse(
             status_code=400,
             content={
@@ -200,8 +198,11 @@ def _check_host(request: Request, hosts: set[str] | None) -> JSONResponse | None
         )
     origin = request.headers.get("origin")
     if origin is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
-        origin_host = host_of(urlsplit(origin).netloc) if "://" in origin else origin
-        if origin_host not in hosts:
+        # Same origin only, port included: another program's page on this machine (a
+        # notebook, a dev server on another port) is another site too, and a browser sends
+        # this server's own pages' writes with an Origin equal to the Host it addressed.
+        own = request.headers.get("host", "").strip().lower()
+        if "://" not in origin or urlsplit(origin).netloc.lower() != own:
             return JSONResponse(
                 status_code=403,
                 content={
