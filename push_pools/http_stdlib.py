@@ -1,18 +1,20 @@
-"""A small HTTP/1.1 client on the standard library, for short-lived CLI commands.
+"""A small HTTP/1.1 client on a plain socket, for short-lived CLI commands.
 
 Importing httpx and building its client (transports, an SSL context from certifi's bundle) costs
-a CLI command ~0.1 s, more than the request itself. A command talking to a plain-http server
-without a proxy needs none of that: `usable_for` says when this client may stand in, and
-push_pools.client falls back to httpx otherwise (https, proxies, anything httpx reads from the
-environment), so behaviour outside that case is httpx's.
+a CLI command ~0.1 s, more than the request itself; even http.client imports ssl and the email
+package (~0.02 s). A command talking to a plain-http server without a proxy needs none of that:
+`usable_for` says when this client may stand in, and push_pools.client falls back to httpx
+otherwise (https, proxies, anything httpx reads from the environment), so behaviour outside
+that case is httpx's. It speaks the part of HTTP/1.1 our server uses: one request at a time on a
+kept-alive connection, bodies by Content-Length or chunked.
 """
 
 from __future__ import annotations
 
-import http.client
 import json as jsonlib
 import os
 import select
+import socket
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -55,13 +57,26 @@ def usable_for(api_url: str) -> bool:
     return not any(name in names for name in _HTTPX_ENVIRONMENT)
 
 
+class Headers:
+    """A response's headers; .get() ignores the name's case, as httpx's does."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._values: dict[str, str] = {}
+        for name, value in pairs:
+            key = name.lower()
+            self._values[key] = f"{self._values[key]}, {value}" if key in self._values else value
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self._values.get(name.lower(), default)
+
+
 class Response:
     """The parts of an httpx.Response that push_pools.client reads."""
 
-    def __init__(self, status_code: int, reason: str, headers: Any, content: bytes) -> None:
+    def __init__(self, status_code: int, reason: str, headers: Headers, content: bytes) -> None:
         self.status_code = status_code
         self.reason_phrase = reason
-        self.headers = headers  # http.client's message: .get() ignores the name's case
+        self.headers = headers
         self.content = content
 
     @property
@@ -70,6 +85,18 @@ class Response:
 
     def json(self) -> Any:
         return jsonlib.loads(self.content)
+
+
+class _Connection:
+    """One connected socket and a buffered reader of it."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.reader = self.sock.makefile("rb")
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
 
 
 class StdlibHttp:
@@ -83,7 +110,7 @@ class StdlibHttp:
         self._host_header = parts.netloc
         self._headers = headers
         self._timeout = timeout
-        self._connection: http.client.HTTPConnection | None = None
+        self._connection: _Connection | None = None
 
     def close(self) -> None:
         if self._connection is not None:
@@ -130,47 +157,110 @@ class StdlibHttp:
     def _exchange(
         self, method: str, target: str, body: bytes | None, headers: dict[str, str], wait: float
     ) -> Response:
-        connection = self._open(wait)
         try:
-            connection.request(method, target, body=body, headers=headers)
+            connection = self._open(wait)
         except OSError as exc:
-            # http.client sets `sock` only once connected: without one nothing was sent.
-            connected = connection.sock is not None
             self.close()
-            raise (ReadError if connected else ConnectError)(str(exc)) from exc
+            raise ConnectError(str(exc)) from exc
+        head = f"{method} {target} HTTP/1.1\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in headers.items()
+        )
         try:
-            answer = connection.getresponse()
-            data = answer.read()
+            connection.sock.sendall(head.encode("latin-1") + b"\r\n" + (body or b""))
+        except OSError as exc:
+            self.close()
+            raise ReadError(str(exc)) from exc
+        try:
+            response, will_close = _read_response(connection.reader, method)
         except TimeoutError as exc:
             self.close()
             raise ReadTimeout(f"no answer within the timeout ({exc})") from exc
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, ValueError) as exc:
             self.close()
-            raise ReadError(str(exc)) from exc
-        if answer.will_close:
+            raise ReadError(str(exc) or type(exc).__name__) from exc
+        if will_close:
             self.close()
-        return Response(answer.status, answer.reason, answer.headers, data)
+        return response
 
-    def _open(self, timeout: float) -> http.client.HTTPConnection:
+    def _open(self, timeout: float) -> _Connection:
         connection = self._connection
         if connection is not None and _closed_by_peer(connection):
             self.close()
             connection = None
         if connection is None:
-            connection = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+            connection = _Connection(self._host, self._port, timeout)
             self._connection = connection
-        elif connection.sock is not None:
+        else:
             connection.sock.settimeout(timeout)
         return connection
 
 
-def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
+_MAX_LINE = 65536
+
+
+def _line(reader: Any) -> bytes:
+    line = bytes(reader.readline(_MAX_LINE + 1))
+    if len(line) > _MAX_LINE:
+        raise ValueError("a response line is too long")
+    return line
+
+
+def _read_response(reader: Any, method: str) -> tuple[Response, bool]:
+    """The response on `reader`, and whether the server will close the connection after it.
+    ValueError for what is not an HTTP/1.x response."""
+    status_line = _line(reader)
+    if not status_line:
+        raise ValueError("the server closed the connection without answering")
+    version, _, rest = status_line.decode("latin-1").rstrip("\r\n").partition(" ")
+    code_text, _, reason = rest.partition(" ")
+    if not version.startswith("HTTP/1.") or not code_text.isdigit():
+        raise ValueError(f"not an HTTP response: {status_line[:80]!r}")
+    pairs: list[tuple[str, str]] = []
+    while True:
+        line = _line(reader)
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, sep, value = line.decode("latin-1").partition(":")
+        if sep:
+            pairs.append((name.strip(), value.strip()))
+    headers = Headers(pairs)
+    status = int(code_text)
+    connection = (headers.get("connection") or "").lower()
+    will_close = connection == "close" or (version == "HTTP/1.0" and connection != "keep-alive")
+    if method.upper() == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        content = b""
+    elif "chunked" in (headers.get("transfer-encoding") or "").lower():
+        content = _read_chunked(reader)
+    elif headers.get("content-length") is not None:
+        length = int(headers.get("content-length") or "0")
+        content = bytes(reader.read(length))
+        if len(content) != length:
+            raise ValueError(f"the response ended after {len(content)} of {length} bytes")
+    else:
+        content, will_close = bytes(reader.read()), True  # until the server closes
+    return Response(status, reason, headers, content), will_close
+
+
+def _read_chunked(reader: Any) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        size_text = _line(reader).split(b";", 1)[0].strip()
+        size = int(size_text, 16)  # ValueError for a malformed size
+        if size == 0:
+            while _line(reader) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(parts)
+        chunk = bytes(reader.read(size))
+        if len(chunk) != size:
+            raise ValueError("the response ended inside a chunk")
+        parts.append(chunk)
+        _line(reader)  # the CRLF after the chunk
+
+
+def _closed_by_peer(connection: _Connection) -> bool:
     """An idle kept-alive connection the server has since closed reads as ready (EOF): sending
     on it would fail, so a new one is opened instead, as httpx does."""
-    sock = connection.sock
-    if sock is None:
-        return False
-    readable, _, _ = select.select([sock], [], [], 0)
+    readable, _, _ = select.select([connection.sock], [], [], 0)
     return bool(readable)
 
 

@@ -77,3 +77,58 @@ def test_https_and_proxies_are_left_to_httpx(monkeypatch: pytest.MonkeyPatch) ->
     assert not usable_for("https://pools.example.com/api")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
     assert not usable_for("http://127.0.0.1:4200/api")
+
+
+class _Chunked(BaseHTTPRequestHandler):
+    """A chunked answer (a streaming response), then one cut short."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self.path.endswith("/short"):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b'{"cut": ')
+            self.close_connection = True
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("X-Bundle-Size", "3")
+        self.end_headers()
+        for part in (b'{"parts": ', b'["a", ', b'"b"]}'):
+            self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def chunked_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Chunked)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_chunked_answers_are_joined_and_a_cut_answer_is_an_error(chunked_server: str) -> None:
+    from push_pools.http_stdlib import ReadError, StdlibHttp
+
+    http = StdlibHttp(chunked_server, {}, timeout=10)
+    try:
+        first = http.request("GET", "/stream")
+        assert first.json() == {"parts": ["a", "b"]}
+        assert first.headers.get("x-bundle-size") == "3"  # any case
+        # The same connection, kept alive after a chunked answer.
+        assert http.request("GET", "/again").json() == {"parts": ["a", "b"]}
+        with pytest.raises(ReadError, match="ended after 8 of 100 bytes"):
+            http.request("GET", "/short")
+    finally:
+        http.close()
