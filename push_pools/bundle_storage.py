@@ -28,6 +28,7 @@ __all__ = [
     "BucketLocation",
     "access_for_pool",
     "access_for_url",
+    "check_pool_bucket",
     "delete",
     "exists",
     "parse",
@@ -166,6 +167,26 @@ def access_for_url(session: Session, url: str) -> BucketAccess:
         ):
             return access_for_pool(session, pool)
     return BucketAccess()
+
+
+# The bucket scheme a pool type's credentials block can reach; other types (ACI: no block
+# reaches S3 or Cloud Storage) use the server's own credentials for either.
+_SCHEME_OF_TYPE = {"ecs:push": "s3", "cloud-run:push": "gs"}
+_CLOUD_OF_SCHEME = {"s3": "an Amazon S3", "gs": "a Google Cloud Storage"}
+
+
+def check_pool_bucket(base_job_template: Any, pool_type: str) -> BucketLocation | None:
+    """The pool's bucket; InvalidInput for a URL no bucket could have, or a bucket of another
+    cloud than the pool's credentials reach (its runs' region and block are that cloud's)."""
+    location = pool_location(base_job_template)
+    wanted = _SCHEME_OF_TYPE.get(pool_type)
+    if location is not None and wanted is not None and location.scheme != wanted:
+        raise InvalidInput(
+            f"{VARIABLE} {str(location)!r} is {_CLOUD_OF_SCHEME[location.scheme]} bucket, but "
+            f"a {pool_type} pool's credentials are for {_CLOUD_OF_SCHEME[wanted]} one: use "
+            f"{wanted}://bucket/prefix, or leave it empty for the server's store"
+        )
+    return location
 
 
 def write(location: BucketLocation, sha256: str, data: bytes, access: BucketAccess) -> str:

@@ -196,6 +196,26 @@ def test_a_bucket_url_of_an_unknown_scheme_is_refused_with_the_pool(client: Clie
     assert "bundle_storage" not in template["variables"]["properties"]  # nothing was changed
 
 
+@pytest.mark.parametrize(
+    ("pool_type", "url", "wanted"),
+    [("ecs:push", "gs://flow-code/b", "s3://"), ("cloud-run:push", "s3://flow-code/b", "gs://")],
+)
+def test_a_bucket_of_another_cloud_than_the_pools_is_refused(
+    client: Client, pool_type: str, url: str, wanted: str
+) -> None:
+    """The server reaches a pool's bucket as the pool: an ECS pool's AWS block cannot read a
+    Cloud Storage bucket, nor a Cloud Run pool's key an S3 one."""
+    client.create_work_pool({"name": "cloudy", "type": pool_type})
+    template = client.get_work_pool("cloudy")["base_job_template"]
+    template["variables"]["properties"]["bundle_storage"]["default"] = url
+    with pytest.raises(InvalidInput) as exc:
+        client.update_work_pool("cloudy", {"base_job_template": template})
+    assert f"a {pool_type} pool's credentials" in exc.value.message
+    assert f"use {wanted}bucket/prefix" in exc.value.message
+    stored = client.get_work_pool("cloudy")["base_job_template"]["variables"]["properties"]
+    assert stored["bundle_storage"]["default"] == ""  # nothing was changed
+
+
 def test_an_s3_bucket_the_server_cannot_write_fails_the_deploy_and_stores_nothing(
     client: Client, s3: Any, readable_dir: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -127,7 +127,8 @@ def create_pool(session: Session, body: WorkPoolCreate) -> WorkPool:
     else:
         template = templates.validate_base_job_template(body.base_job_template)
         templates.check_credential_slots(template, pool_type.credential_slots, pool_type.name)
-        bundle_storage.pool_location(template)  # a URL no bucket could have: refused now
+        # A URL no bucket could have, or another cloud's bucket: refused now.
+        bundle_storage.check_pool_bucket(template, pool_type.name)
     if session.scalar(
         select(WorkPool.id).where(WorkPool.name == body.name, WorkPool.deleted.is_(False))
     ):
@@ -191,7 +192,7 @@ def update_pool(session: Session, name: str, body: WorkPoolUpdate) -> WorkPool:
         template = templates.validate_base_job_template(body.base_job_template)
         pool_type = pool_types.get(pool.type)
         templates.check_credential_slots(template, pool_type.credential_slots, pool_type.name)
-        bundle_storage.pool_location(template)
+        bundle_storage.check_pool_bucket(template, pool_type.name)
         pool.base_job_template = template
     if body.description is not None:
         pool.description = body.description
