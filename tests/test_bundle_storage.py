@@ -184,6 +184,35 @@ def test_a_pruned_bundle_leaves_its_bucket_too(
         assert keys == [f"b/{new}.tar.gz"]
 
 
+def test_pruning_gives_up_on_a_bucket_after_its_first_failure(
+    client: Client, server: Any, s3: Any, readable_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pruning runs in the scheduler's loop: a bucket that fails costs one call a pass, not one
+    per object, and the rows go all the same."""
+    import logging
+    from datetime import timedelta
+
+    from push_pools.store.pruning import BUNDLE_GRACE, prune
+    from push_pools.store.tables import utcnow
+
+    s3.create_bucket(Bucket="gone-code")
+    pool = _managed_pool(client, "gone", "s3://gone-code/b")
+    project = where_project(readable_dir, "v1")
+    shas = []
+    for version in ("v1", "v2", "v3"):
+        (project / "marker.txt").write_text(version)
+        shas.append(_sha(_deploy(client, pool, project, name="gone")))
+    for listed in s3.list_objects_v2(Bucket="gone-code")["Contents"]:
+        s3.delete_object(Bucket="gone-code", Key=listed["Key"])
+    s3.delete_bucket(Bucket="gone-code")
+    caplog.set_level(logging.WARNING, logger="push_pools.store.pruning")
+    later = utcnow() + BUNDLE_GRACE + timedelta(minutes=1)
+    assert prune(server.store, later).bundles == 2  # v1 and v2: v3 is the deployment's
+    failures = [r for r in caplog.records if "could not delete the pruned" in r.getMessage()]
+    assert len(failures) == 1, [r.getMessage() for r in failures]
+    assert not client.has_bundle(shas[0]) and not client.has_bundle(shas[1])
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 

@@ -197,10 +197,25 @@ def _bucket_accesses(session: Session, locations: list[str]) -> list[BucketAcces
 
 
 def _delete_bucket_objects(locations: list[str], accesses: list[BucketAccess]) -> None:
+    """Delete the objects; after a bucket's first failure, skip the rest of that bucket's.
+
+    This runs in the scheduler's loop: an unreachable bucket costs one call's timeout per pass,
+    not one per object. What is skipped stays in the bucket (its rows are gone: wasted space,
+    never a bundle that cannot be read)."""
     from push_pools import bundle_storage
 
+    failed: set[str] = set()
     for location, access in zip(locations, accesses, strict=True):
+        bucket = str(bundle_storage.parse(location).bucket)
+        if bucket in failed:
+            continue
         try:
             bundle_storage.delete(location, access)
         except Exception as exc:  # one bucket's trouble must not stop the pass
-            log.warning("could not delete the pruned code bundle %s: %s", location, exc)
+            failed.add(bucket)
+            log.warning(
+                "could not delete the pruned code bundle %s: %s; this pass leaves the other "
+                "pruned bundles of that bucket in it",
+                location,
+                exc,
+            )
