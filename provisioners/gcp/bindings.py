@@ -103,6 +103,9 @@ class RoleBindingStep(GcpStep):
     service account `on_account` (an account id of this plan)."""
 
     kind = "gcp:iam:binding"
+    # Canonical codes of a stale etag on this policy's write (read_modify_write reads again).
+    stale: tuple[str, ...] = ("ABORTED",)
+    scope = ""  # said after "grant ROLE" in the plan, e.g. " on this bucket only"
 
     def __init__(
         self, step_id: str, role: str, member_account: str, on_account: str | None = None
@@ -137,6 +140,22 @@ class RoleBindingStep(GcpStep):
     def _member(self, ctx: GcpContext) -> str:
         return f"serviceAccount:{ctx.email(self.member_account)}"
 
+    def _prerequisites(self) -> list[str]:
+        """Steps whose outputs the policy's address needs: before them (a preview) there is
+        nothing to read yet."""
+        return [StepIds.CONTROL_ACCOUNT] + ([StepIds.RUNTIME_ACCOUNT] if self.on_account else [])
+
+    # The policy's own shape (IAM's protobuf here): the role's members, grant, revoke.
+
+    def _members_of(self, policy: Any) -> Any:
+        return _members(policy, self.role)
+
+    def _grant(self, policy: Any, member: str) -> bool:
+        return _grant(policy, self.role, member)
+
+    def _revoke(self, policy: Any, member: str) -> bool:
+        return _revoke(policy, self.role, member)
+
     # --- verbs -----------------------------------------------------------------------------------
 
     def _record_of(self, ctx: GcpContext, created: bool) -> ResourceRecord:
@@ -149,15 +168,11 @@ class RoleBindingStep(GcpStep):
         return record is not None and record.created
 
     def _check(self, ctx: GcpContext) -> StepCheck:
-        accounts = [StepIds.CONTROL_ACCOUNT] + (
-            [StepIds.RUNTIME_ACCOUNT] if self.on_account else []
-        )
-        if any(step not in ctx.outputs for step in accounts):
-            # Its accounts are still to be made (a preview): nothing to read yet.
-            return self.missing(f"grant {self.role}")
-        members = _members(self._read(ctx), self.role)
+        if any(step not in ctx.outputs for step in self._prerequisites()):
+            return self.missing(f"grant {self.role}{self.scope}")
+        members = self._members_of(self._read(ctx))
         if members is None or self._member(ctx) not in members:
-            return self.missing(f"grant {self.role}")
+            return self.missing(f"grant {self.role}{self.scope}")
         return self.found(self._record_of(ctx, self._ours(ctx)), detail="granted")
 
     def _create(self, ctx: GcpContext) -> ResourceRecord:
@@ -165,11 +180,13 @@ class RoleBindingStep(GcpStep):
         added: list[bool] = []
 
         def change(policy: Any) -> bool:
-            done = _grant(policy, self.role, member)
+            done = self._grant(policy, member)
             added.append(done)
             return done
 
-        read_modify_write(lambda: self._read(ctx), lambda p: self._write(ctx, p), change)
+        read_modify_write(
+            lambda: self._read(ctx), lambda p: self._write(ctx, p), change, stale=self.stale
+        )
         if not added[-1] and not self._ours(ctx):
             # Granted meanwhile by someone else: theirs to keep.
             return self._record_of(ctx, created=False)
@@ -183,10 +200,11 @@ class RoleBindingStep(GcpStep):
             read_modify_write(
                 lambda: self._read(ctx),
                 lambda p: self._write(ctx, p),
-                lambda p: _revoke(p, self.role, member),
+                lambda p: self._revoke(p, member),
+                stale=self.stale,
             )
         except NotFound:
-            pass  # the resource (an account) is gone, and its policy with it
+            pass  # the resource (an account, a bucket) is gone, and its policy with it
 
     def _sweep(self, ctx: GcpContext) -> None:
         """Remove the binding when its member is, or was, an account we made."""

@@ -16,8 +16,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from provisioners.gcp.base import GcpStep, StepIds, label_owner, marked_pool, owned
-from provisioners.gcp.bindings import read_modify_write
+from provisioners.gcp.base import GcpStep, StepIds, label_owner, owned
+from provisioners.gcp.bindings import RoleBindingStep
 from provisioners.gcp.clients import GcpContext, retry
 from provisioners.plan import ResourceRecord, StepCheck
 from push_pools.errors import InvalidInput
@@ -28,8 +28,6 @@ __all__ = ["BUNDLE_PREFIX", "OBJECT_ADMIN", "BucketRoleStep", "BucketStep", "buc
 BUNDLE_PREFIX = "bundles"
 OBJECT_ADMIN = "roles/storage.objectAdmin"
 _ENFORCED = "enforced"
-# A stale etag on a bucket's setIamPolicy is 412 (the project's is 409 ABORTED).
-_STALE = ("ABORTED", "FAILED_PRECONDITION")
 
 
 def bucket_name(pool: str, project: str) -> str:
@@ -132,16 +130,17 @@ class BucketStep(GcpStep):
             pass
 
 
-class BucketRoleStep(GcpStep):
+class BucketRoleStep(RoleBindingStep):
     """roles/storage.objectAdmin for the control-plane account on the bundle bucket: the server
     reads, writes and deletes the pool's bundles with the key in the pool's credentials block,
-    and reaches no other bucket."""
+    and reaches no other bucket. RoleBindingStep's verbs on the bucket's own IAM policy."""
 
-    id = StepIds.BUCKET_ROLE
-    kind = "gcp:iam:binding"
+    # A stale etag on a bucket's setIamPolicy is 412 (the project's is 409 ABORTED).
+    stale = ("ABORTED", "FAILED_PRECONDITION")
+    scope = " on this bucket only"
 
     def __init__(self, member_account: str) -> None:
-        self.member_account = member_account
+        super().__init__(StepIds.BUCKET_ROLE, OBJECT_ADMIN, member_account)
         self.title = f"{OBJECT_ADMIN} on the code-bundle bucket for {member_account}"
 
     def _bucket(self, ctx: GcpContext) -> Any:
@@ -150,8 +149,8 @@ class BucketRoleStep(GcpStep):
             name or bucket_name(ctx.config.pool_name, ctx.project)
         )
 
-    def _member(self, ctx: GcpContext) -> str:
-        return f"serviceAccount:{ctx.email(self.member_account)}"
+    def _resource(self, ctx: GcpContext) -> str:
+        return _resource(self._bucket(ctx).name)
 
     def _read(self, ctx: GcpContext) -> Any:
         return self._bucket(ctx).get_iam_policy(requested_policy_version=3, retry=retry())
@@ -160,65 +159,17 @@ class BucketRoleStep(GcpStep):
         # No retry on a stale etag here: that means reading again (read_modify_write).
         self._bucket(ctx).set_iam_policy(policy)
 
-    def _record_of(self, ctx: GcpContext, created: bool) -> ResourceRecord:
-        resource, member = _resource(self._bucket(ctx).name), self._member(ctx)
-        data = {"resource": resource, "role": OBJECT_ADMIN, "member": member}
-        return self.record(f"{resource}#{OBJECT_ADMIN}#{member}", data, created=created)
+    def _prerequisites(self) -> list[str]:
+        return [StepIds.BUCKET, StepIds.CONTROL_ACCOUNT]
 
-    def _ours(self, ctx: GcpContext) -> bool:
-        record = ctx.outputs.get(StepIds.CONTROL_ACCOUNT)
-        return record is not None and record.created
+    def _members_of(self, policy: Any) -> set[str]:
+        return _members(policy)
 
-    def _check(self, ctx: GcpContext) -> StepCheck:
-        if StepIds.BUCKET not in ctx.outputs or StepIds.CONTROL_ACCOUNT not in ctx.outputs:
-            # The bucket or the account is still to be made (a preview): nothing to read yet.
-            return self.missing(f"grant {OBJECT_ADMIN} on this bucket only")
-        if self._member(ctx) not in _members(self._read(ctx)):
-            return self.missing(f"grant {OBJECT_ADMIN} on this bucket only")
-        return self.found(self._record_of(ctx, self._ours(ctx)), detail="granted")
+    def _grant(self, policy: Any, member: str) -> bool:
+        return _grant(policy, member)
 
-    def _create(self, ctx: GcpContext) -> ResourceRecord:
-        member = self._member(ctx)
-        added: list[bool] = []
-
-        def change(policy: Any) -> bool:
-            done = _grant(policy, member)
-            added.append(done)
-            return done
-
-        read_modify_write(
-            lambda: self._read(ctx), lambda p: self._write(ctx, p), change, stale=_STALE
-        )
-        if not added[-1] and not self._ours(ctx):
-            return self._record_of(ctx, created=False)  # granted meanwhile by someone else
-        return self._record_of(ctx, created=True)
-
-    def _delete(self, ctx: GcpContext, record: ResourceRecord) -> None:
-        from google.api_core.exceptions import NotFound
-
-        member = str(record.data.get("member") or self._member(ctx))
-        try:
-            read_modify_write(
-                lambda: self._read(ctx),
-                lambda p: self._write(ctx, p),
-                lambda p: _revoke(p, member),
-                stale=_STALE,
-            )
-        except NotFound:
-            pass  # the bucket is gone, and its policy with it
-
-    def _sweep(self, ctx: GcpContext) -> None:
-        """Remove the binding when its member is, or was, an account we made."""
-        from provisioners.gcp.errors import absent
-
-        account = absent(
-            ctx.clients.iam.get_service_account,
-            name=ctx.account_name(self.member_account),
-            retry=retry(),
-        )
-        if account is not None and marked_pool(account.description) != ctx.config.pool_name:
-            return  # someone else's account: its bindings are theirs
-        self._delete(ctx, self._record_of(ctx, created=True))
+    def _revoke(self, policy: Any, member: str) -> bool:
+        return _revoke(policy, member)
 
 
 # google.api_core.iam.Policy at version 3: `bindings` is a list of {"role", "members", and
