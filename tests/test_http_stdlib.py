@@ -30,9 +30,9 @@ class _ClosesIdleConnections(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def closing_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ClosesIdleConnections)
+def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """The API URL of a real HTTP server on 127.0.0.1 answering with `handler`."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -40,6 +40,11 @@ def closing_server() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def closing_server() -> Iterator[str]:
+    yield from _serve(_ClosesIdleConnections)
 
 
 def test_a_connection_the_server_closed_is_replaced(closing_server: str) -> None:
@@ -108,14 +113,7 @@ class _Chunked(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def chunked_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Chunked)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/api"
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from _serve(_Chunked)
 
 
 def test_chunked_answers_are_joined_and_a_cut_answer_is_an_error(chunked_server: str) -> None:
