@@ -56,6 +56,7 @@ def demo(
             "PUSH_POOLS_API_URL",
             "PUSH_POOLS_DATABASE_URL",
             "PUSH_POOLS_API_KEY",
+            "PUSH_POOLS_MANAGED_ISOLATION",
         )
     }
     try:
@@ -67,6 +68,7 @@ def demo(
             os.environ.pop("PUSH_POOLS_DATABASE_URL", None)
             os.environ.pop("PUSH_POOLS_API_KEY", None)
             Path(flows).chmod(0o755)
+            _isolate_or_say_why_not(out, Path(home))
             final = _run_demo(out, _readable_copy(source, Path(flows)), home, runs)
     finally:
         for key, value in saved.items():
@@ -81,6 +83,24 @@ def demo(
     )
     if not ok:
         raise typer.Exit(1)
+
+
+def _isolate_or_say_why_not(out: Any, home: Path) -> None:
+    """The demo's own temporary server runs its managed flow isolated where it can; where it
+    cannot (e.g. a root user's checkout in a private directory, which the sandbox's user cannot
+    read), unisolated, saying why, instead of failing the whole demo."""
+    import os
+
+    from push_pools.managed import isolation
+
+    found = isolation.detect(home=home)
+    if found.mode == "unavailable":
+        os.environ["PUSH_POOLS_MANAGED_ISOLATION"] = "none"
+        out.print(
+            f"note: managed runs cannot be isolated here ({found.reason}); this demo's "
+            "temporary server runs its managed flow unisolated. A real server refuses them.",
+            markup=False,
+        )
 
 
 def _run_demo(out: Any, source: Path, home: str, runs: int) -> list[dict[str, Any]]:

@@ -225,7 +225,11 @@ def _probe(confinement: Confinement, home: Path) -> None:
     if done.returncode == 0 and seen == f"{uid} False []":
         return
     if done.returncode == 0 and seen.startswith(f"{uid} False ["):
-        raise _Unavailable(f"uid {uid} cannot read {seen.partition(' False ')[2]}")
+        raise _Unavailable(
+            f"uid {uid} cannot read {seen.partition(' False ')[2]}: make the directories above "
+            "them readable and searchable by that user (chmod o+rx), or name a user who can "
+            "read them in PUSH_POOLS_MANAGED_UID"
+        )
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     if lines:
         detail = lines[-1].strip()
